@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh clone: installs what the tests need, builds, then runs node's test runner.
+#   NIM_TEST_LONG=1   long mode (fuzz suites run their full request counts)
+#   NIM_TEST_ONLY=unit|e2e   run one suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh
+npm run --silent build
+
+suite=${NIM_TEST_ONLY:-all}
+files=()
+if [ "$suite" = all ] || [ "$suite" = unit ]; then files+=(test/unit/*.test.ts); fi
+if [ "$suite" = all ] || [ "$suite" = e2e ]; then
+  # The e2e suite needs the Go-built kube-apiserver and helm; both are built from the Go module proxy.
+  if [ -f scripts/build-apiserver.sh ]; then bash scripts/build-apiserver.sh; fi
+  if [ -f scripts/install-helm.sh ]; then bash scripts/install-helm.sh; fi
+  shopt -s nullglob
+  files+=(test/e2e/*.test.ts)
+fi
+exec node --import tsx --test --test-reporter=spec --test-timeout=600000 "${files[@]}"
