@@ -1,0 +1,81 @@
+// JSON Schema checks of `spec` against the schema generated from the upstream CRD (schemas/).
+// Compiled once, at module load; validation of one object allocates only its errors.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Ajv, type ErrorObject } from 'ajv'
+import type { Cause } from './types.js'
+import { SCHEMA_DIR } from '../paths.js'
+
+const K8S_KEYWORDS = [
+  'x-kubernetes-int-or-string', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys',
+  'x-kubernetes-map-type', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-embedded-resource'
+]
+
+export const specSchema: object = JSON.parse(readFileSync(join(SCHEMA_DIR, 'nimservice-spec.schema.json'), 'utf8'))
+
+const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, strictRequired: false, useDefaults: false, unicodeRegExp: false })
+ajv.addVocabulary(K8S_KEYWORDS)
+const validateSpec = ajv.compile(specSchema)
+
+/** `/scale/hpa/metrics/0` -> `spec.scale.hpa.metrics[0]` (map keys that are not identifiers in brackets). */
+export function pointerToField (pointer: string, root = 'spec'): string {
+  let out = root
+  for (const raw of pointer.split('/').slice(1)) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    out += /^\d+$/.test(seg) ? `[${seg}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(seg) ? `.${seg}` : `[${seg}]`
+  }
+  return out
+}
+
+function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'array'
+  return typeof value
+}
+
+function toCause (e: ErrorObject, spec: unknown): Cause {
+  const field = pointerToField(e.instancePath)
+  const p = e.params as Record<string, unknown>
+  switch (e.keyword) {
+    case 'required':
+      return { field: `${field}.${String(p.missingProperty)}`, code: 'NIM002', message: 'Required value' }
+    case 'additionalProperties':
+      return { field: `${field}.${String(p.additionalProperty)}`, code: 'NIM003', message: `Invalid value: unknown field "${String(p.additionalProperty)}"` }
+    case 'type':
+      return { field, code: 'NIM001', message: `Invalid value: "${describe(valueAt(spec, e.instancePath))}": ${field} in body must be of type ${String(p.type)}` }
+    case 'anyOf':
+      return { field, code: 'NIM001', message: `Invalid value: ${JSON.stringify(valueAt(spec, e.instancePath)) ?? 'null'}: must be an integer or a quantity string such as "500m", "0.7" or "2Gi" (quote decimals)` }
+    case 'pattern':
+      return { field, code: 'NIM001', message: `Invalid value: ${JSON.stringify(valueAt(spec, e.instancePath))}: ${field} in body should match '${String(p.pattern)}'` }
+    case 'enum':
+      return { field, code: 'NIM001', message: `Unsupported value: ${JSON.stringify(valueAt(spec, e.instancePath))}: supported values: ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` }
+    default:
+      return { field, code: 'NIM001', message: `Invalid value: ${JSON.stringify(valueAt(spec, e.instancePath)) ?? 'null'}: ${field} in body ${e.message ?? 'is invalid'}` }
+  }
+}
+
+function valueAt (root: unknown, pointer: string): unknown {
+  let cur = root
+  for (const raw of pointer.split('/').slice(1)) {
+    if (cur === null || typeof cur !== 'object') return undefined
+    cur = (cur as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')]
+  }
+  return cur
+}
+
+/** Schema causes for `spec`, one per field (the first error ajv reports for it). */
+export function schemaCauses (spec: unknown): Cause[] {
+  if (validateSpec(spec)) return []
+  const seen = new Set<string>()
+  const causes: Cause[] = []
+  // An int-or-string mismatch makes ajv report the anyOf and each branch; keep the anyOf only.
+  const anyOfPaths = new Set((validateSpec.errors ?? []).filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath))
+  for (const e of validateSpec.errors ?? []) {
+    if (anyOfPaths.has(e.instancePath) && e.keyword !== 'anyOf' && e.keyword !== 'pattern') continue
+    const cause = toCause(e, spec)
+    if (seen.has(cause.field)) continue
+    seen.add(cause.field)
+    causes.push(cause)
+  }
+  return causes
+}
