@@ -1,0 +1,68 @@
+// `nim-admission serve`: the webhook server, with drain on SIGTERM.
+import type { Command } from 'commander'
+import { defaultOptions } from '../server/options.js'
+
+const int = (name: string) => (value: string): number => {
+  if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a non-negative integer, got "${value}"`)
+  return Number(value)
+}
+
+/** `10s`, `1500ms`, `2m` or a bare number of seconds, in milliseconds. */
+export function durationMs (value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value)
+  if (m === null) throw new Error(`expected a duration such as 10s, 1500ms or 2m, got "${value}"`)
+  const n = Number(m[1])
+  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000)
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
+
+export function registerServeCommand (program: Command): void {
+  program.command('serve')
+    .description('serve POST /validate and /mutate over HTTPS, and /healthz, /readyz, /metrics over HTTP')
+    .option('--port <port>', 'HTTPS port for admission reviews', int('port'), defaultOptions.port)
+    .option('--host <host>', 'address to bind the HTTPS port to', defaultOptions.host)
+    .option('--metrics-port <port>', 'plain-HTTP port for health probes and metrics', int('metrics-port'), defaultOptions.metricsPort)
+    .option('--metrics-host <host>', 'address to bind the metrics port to', defaultOptions.metricsHost)
+    .option('--cert-dir <dir>', 'directory with tls.crt, tls.key and ca.crt (created for development when absent)', defaultOptions.certDir)
+    .option('--dns-name <name>', 'extra DNS name for self-generated certificates (repeatable)', collect, [])
+    .option('--client-ca <file>', 'require client certificates signed by this CA (mutual TLS)')
+    .option('--shutdown-delay <duration>', 'keep answering after SIGTERM while endpoints drain', durationMs, defaultOptions.shutdownDelayMs)
+    .option('--request-timeout <duration>', 'whole-request deadline (keep it below the webhook timeoutSeconds)', durationMs, defaultOptions.requestTimeoutMs)
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', defaultOptions.logLevel)
+    .addHelpText('after', `
+Examples:
+  $ nim-admission serve                                  # development certificates in ./certs
+  $ nim-admission serve --cert-dir /etc/nim-admission/tls --shutdown-delay 10s
+  $ nim-admission serve --port 0 --metrics-port 0        # free ports, printed in the log`)
+    .action(async (flags: Record<string, unknown>) => {
+      const { startServer } = await import('../server/serve.js')
+      const server = await startServer({
+        port: flags.port as number,
+        host: flags.host as string,
+        metricsPort: flags.metricsPort as number,
+        metricsHost: flags.metricsHost as string,
+        certDir: flags.certDir as string,
+        dnsNames: flags.dnsName as string[],
+        ...(flags.clientCa !== undefined ? { clientCaFile: flags.clientCa as string } : {}),
+        shutdownDelayMs: flags.shutdownDelay as number,
+        requestTimeoutMs: flags.requestTimeout as number,
+        logLevel: flags.logLevel as never
+      })
+      let stopping = false
+      const stop = (signal: string): void => {
+        if (stopping) {
+          server.logger.warn({ signal }, 'second signal: exiting now')
+          process.exit(1)
+        }
+        stopping = true
+        server.logger.info({ signal }, 'signal received')
+        server.shutdown().then(() => process.exit(0), (err: unknown) => {
+          server.logger.error({ err }, 'shutdown failed')
+          process.exit(1)
+        })
+      }
+      process.on('SIGTERM', () => stop('SIGTERM'))
+      process.on('SIGINT', () => stop('SIGINT'))
+    })
+}

@@ -1,0 +1,77 @@
+// Server options: one defaults object, validated once at start (ajv), so a bad option fails fast with
+// a message that names it.
+import { Ajv } from 'ajv'
+
+export interface ServeOptions {
+  host: string
+  port: number
+  metricsHost: string
+  metricsPort: number
+  certDir: string
+  /** Extra DNS names for self-generated development certificates. */
+  dnsNames: string[]
+  /** When set, clients must present a certificate signed by this CA (mutual TLS). */
+  clientCaFile?: string
+  /** How long to keep answering reviews after SIGTERM while /readyz fails. */
+  shutdownDelayMs: number
+  /** Whole-request deadline; below the apiserver's webhook timeoutSeconds (5 s in the chart). */
+  requestTimeoutMs: number
+  /** Idle keep-alive; above the apiserver client's 90 s idle timeout so it closes first. */
+  keepAliveTimeoutMs: number
+  /** Body limit: an UPDATE review carries object and oldObject, each up to etcd's 1.5 MiB. */
+  bodyLimitBytes: number
+  /** In-flight reviews above which /readyz reports overload. */
+  maxInFlight: number
+  maxConnections: number
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+}
+
+export const defaultOptions: Readonly<ServeOptions> = Object.freeze({
+  host: '0.0.0.0',
+  port: 8443,
+  metricsHost: '0.0.0.0',
+  metricsPort: 9090,
+  certDir: 'certs',
+  dnsNames: [],
+  shutdownDelayMs: 10_000,
+  requestTimeoutMs: 4_000,
+  keepAliveTimeoutMs: 95_000,
+  bodyLimitBytes: 10 * 1024 * 1024,
+  maxInFlight: 256,
+  maxConnections: 2048,
+  logLevel: 'info'
+})
+
+const port = { type: 'integer', minimum: 0, maximum: 65535 }
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    host: { type: 'string', minLength: 1 },
+    port,
+    metricsHost: { type: 'string', minLength: 1 },
+    metricsPort: port,
+    certDir: { type: 'string', minLength: 1 },
+    dnsNames: { type: 'array', items: { type: 'string', minLength: 1 } },
+    clientCaFile: { type: 'string', minLength: 1 },
+    shutdownDelayMs: { type: 'integer', minimum: 0 },
+    requestTimeoutMs: { type: 'integer', minimum: 100 },
+    keepAliveTimeoutMs: { type: 'integer', minimum: 0 },
+    bodyLimitBytes: { type: 'integer', minimum: 1024 },
+    maxInFlight: { type: 'integer', minimum: 1 },
+    maxConnections: { type: 'integer', minimum: 1 },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }
+  }
+}
+const check = new Ajv({ allErrors: true }).compile(schema)
+
+export class OptionsError extends Error {}
+
+export function normalizeOptions (partial: Partial<ServeOptions> = {}): ServeOptions {
+  const opts = { ...defaultOptions, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) }
+  if (!check(opts)) {
+    const msg = (check.errors ?? []).map((e) => `option ${e.instancePath.slice(1) || (e.params as { additionalProperty?: string }).additionalProperty || ''} ${e.message ?? ''}`).join('; ')
+    throw new OptionsError(`invalid serve options: ${msg}`)
+  }
+  return opts as ServeOptions
+}

@@ -1,0 +1,125 @@
+// Lifecycle of `nim-admission serve`: certificates, both listeners, live certificate reload, drain.
+import { existsSync, readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { AddressInfo } from 'node:net'
+import type { Server as HttpsServer } from 'node:https'
+import type { FastifyInstance } from 'fastify'
+import { pino, type Logger } from 'pino'
+import { ensureServingCerts } from '../certs/index.js'
+import { TlsReloader } from './tls-reloader.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { normalizeOptions, type ServeOptions } from './options.js'
+import { buildWebhookApp } from './webhook-app.js'
+import { buildHealthApp } from './health-app.js'
+
+export interface RunningServer {
+  options: ServeOptions
+  webhook: FastifyInstance
+  health: FastifyInstance
+  metrics: Metrics
+  logger: Logger
+  /** Ports actually bound (useful with port 0). */
+  port: number
+  metricsPort: number
+  caPath: string
+  /** Flip readiness, keep serving for the drain delay, then finish in-flight reviews and close. */
+  shutdown (): Promise<void>
+}
+
+export function createLogger (level: ServeOptions['logLevel']): Logger {
+  return pino({
+    level,
+    base: { service: 'nim-admission' },
+    // Never log identities or credentials that might ride along with a request.
+    redact: { paths: ['userInfo', '*.userInfo', 'req.headers.authorization', 'headers.authorization'], remove: true }
+  })
+}
+
+export async function startServer (partial: Partial<ServeOptions> = {}, logger?: Logger): Promise<RunningServer> {
+  const options = normalizeOptions(partial)
+  const log = logger ?? createLogger(options.logLevel)
+  const certDir = resolve(options.certDir)
+  const certPath = join(certDir, 'tls.crt')
+  const keyPath = join(certDir, 'tls.key')
+  const caPath = join(certDir, 'ca.crt')
+
+  if (!existsSync(certPath) || !existsSync(keyPath)) {
+    const made = await ensureServingCerts({ dir: certDir, dnsNames: options.dnsNames })
+    log.info({ caPath: made.caPath, certPath: made.certPath }, `generated development certificates; the CA to trust (caBundle) is ${made.caPath}`)
+  }
+  const reloader = new TlsReloader({ certPath, keyPath, ...(existsSync(caPath) ? { caPath } : {}), log })
+  const pair = reloader.current()
+
+  const metrics = createMetrics()
+  let draining = false
+  const load = { inFlight: 0 }
+  const readiness = {
+    notReadyReason (): string | undefined {
+      if (draining) return 'shutting down'
+      if (reloader.current().notAfter.getTime() <= Date.now()) return 'serving certificate has expired'
+      if (load.inFlight >= options.maxInFlight) return 'overloaded'
+      return undefined
+    }
+  }
+  const servingExpiry = metrics.certExpiry.labels({ cert: 'serving' })
+  const caExpiry = metrics.certExpiry.labels({ cert: 'ca' })
+  const updateExpiry = (): void => {
+    const current = reloader.current()
+    servingExpiry.set((current.notAfter.getTime() - Date.now()) / 1000)
+    if (current.caNotAfter !== undefined) caExpiry.set((current.caNotAfter.getTime() - Date.now()) / 1000)
+  }
+  updateExpiry()
+
+  const clientCa = options.clientCaFile !== undefined ? readFileSync(options.clientCaFile, 'utf8') : undefined
+  const webhook = buildWebhookApp({
+    logger: log,
+    metrics,
+    bodyLimitBytes: options.bodyLimitBytes,
+    requestTimeoutMs: options.requestTimeoutMs,
+    keepAliveTimeoutMs: options.keepAliveTimeoutMs,
+    maxConnections: options.maxConnections,
+    load,
+    https: {
+      cert: pair.cert,
+      key: pair.key,
+      minVersion: 'TLSv1.2',
+      ...(clientCa !== undefined ? { ca: clientCa, requestCert: true, rejectUnauthorized: true } : {})
+    }
+  })
+  const health = buildHealthApp({ logger: log, metrics, readiness })
+
+  await webhook.listen({ host: options.host, port: options.port })
+  await health.listen({ host: options.metricsHost, port: options.metricsPort })
+  reloader.start((next: { cert: string, key: string, notAfter: Date }) => {
+    ;(webhook.server as unknown as HttpsServer).setSecureContext({
+      cert: next.cert,
+      key: next.key,
+      minVersion: 'TLSv1.2',
+      ...(clientCa !== undefined ? { ca: clientCa } : {})
+    })
+    updateExpiry()
+    log.info({ notAfter: next.notAfter }, 'serving certificate reloaded')
+  })
+  const expiryTimer = setInterval(updateExpiry, 60_000).unref()
+
+  const port = (webhook.server.address() as AddressInfo).port
+  const metricsPort = (health.server.address() as AddressInfo).port
+  log.info({ port, metricsPort, certDir }, 'nim-admission serving /validate and /mutate')
+
+  let closing: Promise<void> | undefined
+  const shutdown = async (): Promise<void> => {
+    closing ??= (async () => {
+      draining = true
+      log.info({ delayMs: options.shutdownDelayMs }, 'shutting down: readiness off, still answering reviews while endpoints drain')
+      await sleep(options.shutdownDelayMs)
+      clearInterval(expiryTimer)
+      reloader.stop()
+      await webhook.close()
+      await health.close()
+      log.info('stopped')
+    })()
+    return await closing
+  }
+  return { options, webhook, health, metrics, logger: log, port, metricsPort, caPath, shutdown }
+}

@@ -1,0 +1,112 @@
+// The HTTPS admission endpoints as a fastify app: parse, decode, answer, count, log one line.
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { ServerOptions as HttpsOptions } from 'node:https'
+import type { Logger } from 'pino'
+import { BadReview, decodeReview, encodeReview, type AdmissionResponse } from '../admission/review.js'
+import { HANDLERS, type Endpoint, type Outcome } from '../admission/handlers.js'
+import type { Metrics } from './metrics.js'
+
+export interface WebhookAppOptions {
+  logger: Logger
+  metrics: Metrics
+  https?: HttpsOptions
+  bodyLimitBytes: number
+  requestTimeoutMs: number
+  keepAliveTimeoutMs: number
+  maxConnections?: number
+  /** Shared with readiness: reviews being answered right now. */
+  load?: { inFlight: number }
+}
+
+function badRequest (reply: FastifyReply, metrics: Metrics, statusCode: number, reason: string, message: string): FastifyReply {
+  metrics.badRequests.inc({ reason })
+  return reply.code(statusCode).send({ error: statusCode === 415 ? 'Unsupported Media Type' : statusCode === 413 ? 'Payload Too Large' : 'Bad Request', reason, message })
+}
+
+// A bug of ours must not become a 500 (the apiserver would apply failurePolicy with no explanation):
+// the review is answered, denied, with a message that says what happened.
+function internalError (uid: string): Outcome {
+  const response: AdmissionResponse = {
+    uid,
+    allowed: false,
+    status: { metadata: {}, status: 'Failure', code: 500, reason: 'InternalError', message: `nim-admission could not check this object (request ${uid}); this is a bug in nim-admission, see its logs` }
+  }
+  return { response, causes: [], warnings: [] }
+}
+
+export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
+  const { logger, metrics } = opts
+  const load = opts.load ?? { inFlight: 0 }
+  const app = Fastify({
+    loggerInstance: logger,
+    disableRequestLogging: true,
+    bodyLimit: opts.bodyLimitBytes,
+    requestTimeout: opts.requestTimeoutMs,
+    keepAliveTimeout: opts.keepAliveTimeoutMs,
+    // Reviews arriving on a kept-alive connection while we drain are still answered, never 503.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    ...(opts.https !== undefined ? { https: opts.https } : {})
+  }) as unknown as FastifyInstance
+  if (opts.maxConnections !== undefined) app.server.maxConnections = opts.maxConnections
+  // Slow clients: the whole request, headers included, must arrive within requestTimeout.
+  app.server.headersTimeout = Math.min(opts.requestTimeoutMs, 60_000)
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400
+    const reason = (err.code ?? 'bad_request').replace(/^FST_ERR_CTP_/, '').toLowerCase()
+    if (err.statusCode === undefined || err.statusCode >= 500) logger.warn({ err }, 'request failed before review')
+    return badRequest(reply, metrics, status, reason, err.message)
+  })
+
+  const route = (endpoint: Endpoint) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const started = process.hrtime.bigint()
+    let review
+    try {
+      review = decodeReview(request.body)
+    } catch (err) {
+      if (err instanceof BadReview) return badRequest(reply, metrics, err.statusCode, err.reason, err.message)
+      throw err
+    }
+    const req = review.request
+    metrics.inFlight.inc()
+    load.inFlight++
+    let outcome: Outcome
+    try {
+      outcome = HANDLERS[endpoint](req)
+    } catch (err) {
+      logger.error({ err, uid: req.uid, endpoint }, 'review failed')
+      outcome = internalError(req.uid)
+    } finally {
+      metrics.inFlight.dec()
+      load.inFlight--
+    }
+    const { response } = outcome
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    metrics.requests.inc({ endpoint, operation: req.operation, allowed: String(response.allowed), dry_run: String(req.dryRun) })
+    metrics.duration.observe({ endpoint }, seconds)
+    for (const c of outcome.causes) metrics.violations.inc({ rule: c.code })
+    for (const w of outcome.warnings) metrics.warnings.inc({ code: w.code })
+    logger.info({
+      uid: req.uid,
+      endpoint,
+      kind: req.kind.kind,
+      namespace: req.namespace,
+      name: req.name ?? (req.object as { metadata?: { name?: string } } | undefined)?.metadata?.name,
+      operation: req.operation,
+      subResource: req.subResource,
+      dryRun: req.dryRun,
+      allowed: response.allowed,
+      ...(outcome.skipped !== undefined ? { skipped: outcome.skipped } : {}),
+      ...(outcome.causes.length > 0 ? { causes: outcome.causes.map((c) => `${c.code} ${c.field}`) } : {}),
+      ...(outcome.warnings.length > 0 ? { warnings: outcome.warnings.map((w) => w.code) } : {}),
+      ...(response.patch !== undefined ? { patched: true } : {}),
+      durationMs: Math.round(seconds * 1e6) / 1e3
+    }, 'review')
+    return reply.send(encodeReview(review.apiVersion, response))
+  }
+
+  app.post('/validate', route('validate'))
+  app.post('/mutate', route('mutate'))
+  return app
+}
