@@ -1,5 +1,5 @@
 // Plain-HTTP probes and metrics on their own port, so the kubelet and Prometheus never need TLS.
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Metrics } from './metrics.js'
 

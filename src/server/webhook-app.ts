@@ -1,5 +1,5 @@
 // The HTTPS admission endpoints as a fastify app: parse, decode, answer, count, log one line.
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { ServerOptions as HttpsOptions } from 'node:https'
 import type { Logger } from 'pino'
 import { BadReview, decodeReview, encodeReview, type AdmissionResponse } from '../admission/review.js'
@@ -39,7 +39,7 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
   const load = opts.load ?? { inFlight: 0 }
   const app = Fastify({
     loggerInstance: logger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimitBytes,
     requestTimeout: opts.requestTimeoutMs,
     keepAliveTimeout: opts.keepAliveTimeoutMs,
@@ -48,6 +48,8 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
     forceCloseConnections: 'idle',
     ...(opts.https !== undefined ? { https: opts.https } : {})
   }) as unknown as FastifyInstance
+  // AdmissionReviews are JSON; anything else is a 415, not a body we try to read.
+  app.removeContentTypeParser(['text/plain'])
   if (opts.maxConnections !== undefined) app.server.maxConnections = opts.maxConnections
   // Slow clients: the whole request, headers included, must arrive within requestTimeout.
   app.server.headersTimeout = Math.min(opts.requestTimeoutMs, 60_000)

@@ -1,0 +1,152 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { pino } from 'pino'
+import { buildWebhookApp } from '../../src/server/webhook-app.js'
+import { createMetrics } from '../../src/server/metrics.js'
+import { formatWarnings } from '../../src/admission/review.js'
+import { MSG_REPLICAS } from '../../src/nimservice/index.js'
+import { autoscaled, nim, review } from '../helpers/nimservice.js'
+
+type Json = Record<string, unknown>
+
+function app (bodyLimitBytes = 10 * 1024 * 1024) {
+  const metrics = createMetrics({ defaultMetrics: false })
+  return { metrics, app: buildWebhookApp({ logger: pino({ level: 'silent' }), metrics, bodyLimitBytes, requestTimeoutMs: 4000, keepAliveTimeoutMs: 5000 }) }
+}
+
+async function post (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) {
+  const { app: a } = app()
+  const res = await a.inject({ method: 'POST', url: path, headers, payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body) })
+  await a.close()
+  return res
+}
+
+test('echoes apiVersion, kind and uid, and allows a valid NIMService', async () => {
+  const body = review(autoscaled())
+  const res = await post('/validate', body)
+  assert.equal(res.statusCode, 200)
+  const out = res.json()
+  assert.equal(out.apiVersion, 'admission.k8s.io/v1')
+  assert.equal(out.kind, 'AdmissionReview')
+  assert.equal(out.response.uid, (body.request as Json).uid)
+  assert.equal(out.response.allowed, true)
+})
+
+test('denies with a 422 Invalid status, one-line message and causes carrying field and rule code', async () => {
+  const res = await post('/validate', review(autoscaled(undefined, { replicas: 3 })))
+  const { response } = res.json()
+  assert.equal(response.allowed, false)
+  assert.equal(response.status.code, 422)
+  assert.equal(response.status.reason, 'Invalid')
+  assert.ok(!response.status.message.includes('\n'))
+  assert.match(response.status.message, /spec\.replicas cannot be set when spec\.scale\.enabled is true/)
+  assert.deepEqual(response.status.details.causes[0], { field: 'spec.replicas', message: MSG_REPLICAS, reason: 'NIM010' })
+  assert.equal(response.status.details.kind, 'NIMService')
+  assert.equal(response.status.details.group, 'apps.nvidia.com')
+})
+
+test('answers v1beta1 reviews in v1beta1', async () => {
+  const res = await post('/validate', review(autoscaled(), { apiVersion: 'admission.k8s.io/v1beta1' }))
+  assert.equal(res.json().apiVersion, 'admission.k8s.io/v1beta1')
+})
+
+test('gives a dry-run request exactly the same verdict and warnings', async () => {
+  const object = autoscaled({ minReplicas: 1, maxReplicas: 1 }, { replicas: 2 })
+  const real = (await post('/validate', review(object))).json().response
+  const dry = (await post('/validate', review(object, { dryRun: true }))).json().response
+  delete real.uid
+  delete dry.uid
+  assert.deepEqual(dry, real)
+  const realPatch = (await post('/mutate', review(autoscaled()))).json().response
+  const dryPatch = (await post('/mutate', review(autoscaled(), { dryRun: true }))).json().response
+  assert.equal(dryPatch.patch, realPatch.patch)
+})
+
+test('allows DELETE, CONNECT, subresources and other kinds without checks', async () => {
+  const bad = autoscaled(undefined, { replicas: 3 })
+  for (const opts of [
+    { operation: 'DELETE' as const, oldObject: bad },
+    { operation: 'CONNECT' as const },
+    { subResource: 'status' },
+    { subResource: 'scale', operation: 'UPDATE' as const, oldObject: bad },
+    { kind: { group: 'apps', version: 'v1', kind: 'Deployment' } }
+  ]) {
+    for (const path of ['/validate', '/mutate']) {
+      const { response } = (await post(path, review(opts.operation === 'DELETE' ? null : bad, opts))).json()
+      assert.equal(response.allowed, true, `${path} ${JSON.stringify(opts)}`)
+      assert.equal(response.patch, undefined)
+    }
+  }
+})
+
+test('validates UPDATE against oldObject', async () => {
+  const old = nim({ replicas: 1, multiNode: { parallelism: { pipeline: 2 } } })
+  const changed = nim({ replicas: 1, multiNode: { parallelism: { pipeline: 4 } } })
+  const { response } = (await post('/validate', review(changed, { operation: 'UPDATE', oldObject: old }))).json()
+  assert.equal(response.allowed, false)
+  assert.equal(response.status.details.causes[0].reason, 'NIM050')
+})
+
+test('returns a base64 JSONPatch from /mutate and answers a denied object with allowed and no patch', async () => {
+  const { response } = (await post('/mutate', review(autoscaled()))).json()
+  assert.equal(response.allowed, true)
+  assert.equal(response.patchType, 'JSONPatch')
+  const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString())
+  assert.ok(Array.isArray(patch) && patch.length > 0)
+  const denied = (await post('/mutate', review(autoscaled(undefined, { replicas: 3 })))).json().response
+  assert.equal(denied.allowed, true)
+  assert.equal(denied.patch, undefined)
+})
+
+const malformed: Array<[string, string | Buffer, Record<string, string>, number, RegExp]> = [
+  ['a body that is not JSON', '{"apiVersion": ', { 'content-type': 'application/json' }, 400, /JSON/i],
+  ['an empty body', '', { 'content-type': 'application/json' }, 400, /empty|body/i],
+  ['a JSON array', '[]', { 'content-type': 'application/json' }, 400, /JSON object/],
+  ['a JSON string', '"hi"', { 'content-type': 'application/json' }, 400, /JSON object/],
+  ['an object that is not a review', '{"kind":"Pod"}', { 'content-type': 'application/json' }, 400, /AdmissionReview/],
+  ['a review of an unknown version', '{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v2","request":{"uid":"1"}}', { 'content-type': 'application/json' }, 400, /apiVersion/],
+  ['a review without request', '{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}', { 'content-type': 'application/json' }, 400, /request/],
+  ['a review without uid', '{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"operation":"CREATE","kind":{"kind":"NIMService"}}}', { 'content-type': 'application/json' }, 400, /uid/],
+  ['a review with an unknown operation', '{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"1","operation":"PATCH","kind":{"kind":"NIMService"}}}', { 'content-type': 'application/json' }, 400, /operation/],
+  ['a review with dryRun as a string', '{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"1","operation":"CREATE","kind":{"kind":"NIMService"},"dryRun":"yes"}}', { 'content-type': 'application/json' }, 400, /dryRun/],
+  ['a prototype-pollution key', '{"kind":"AdmissionReview","__proto__":{"x":1}}', { 'content-type': 'application/json' }, 400, /./],
+  ['a wrong content type', '{}', { 'content-type': 'text/plain' }, 415, /./],
+  ['invalid UTF-8', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), { 'content-type': 'application/json' }, 400, /./]
+]
+
+for (const [name, body, headers, status, message] of malformed) {
+  test(`answers ${name} with ${status}, never 5xx`, async () => {
+    for (const path of ['/validate', '/mutate']) {
+      const res = await post(path, body, headers)
+      assert.equal(res.statusCode, status, `${path}: ${res.body}`)
+      assert.match(res.json().message, message)
+    }
+  })
+}
+
+test('answers a body over the limit with 413 and counts it', async () => {
+  const { app: a, metrics } = app(64 * 1024)
+  const big = review(nim({ env: Array.from({ length: 2000 }, (_, i) => ({ name: `VAR_${i}`, value: 'x'.repeat(40) })) }))
+  const res = await a.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(big) })
+  assert.equal(res.statusCode, 413)
+  assert.match(await metrics.registry.metrics(), /nim_admission_bad_requests_total\{reason="body_too_large"\} 1/)
+  await a.close()
+})
+
+test('accepts an UPDATE of a large object within the default limit (several MiB)', async () => {
+  const env = Array.from({ length: 20000 }, (_, i) => ({ name: `VAR_${i}`, value: 'y'.repeat(60) }))
+  const object = nim({ env })
+  const body = JSON.stringify(review(object, { operation: 'UPDATE', oldObject: object }))
+  assert.ok(body.length > 3 * 1024 * 1024)
+  const res = await post('/validate', body)
+  assert.equal(res.statusCode, 200)
+  assert.equal(res.json().response.allowed, true)
+})
+
+test('keeps warnings within the apiserver limits: no control characters, 4096 bytes in all', () => {
+  const many = Array.from({ length: 100 }, (_, i) => ({ code: 'NIM101', field: `spec.x[${i}]`, message: `line one\nline two\t${'z'.repeat(200)}` }))
+  const out = formatWarnings(many)
+  assert.ok(out.every((w) => !/[\u0000-\u001f\u007f]/.test(w)))
+  assert.ok(out.reduce((n, w) => n + Buffer.byteLength(w), 0) <= 4096)
+  assert.match(out[out.length - 1] ?? '', /more warnings not shown/)
+})
