@@ -9,7 +9,7 @@ export interface Readiness {
 }
 
 export function buildHealthApp (opts: { logger: Logger, metrics: Metrics, readiness: Readiness }): FastifyInstance {
-  const app = Fastify({ loggerInstance: opts.logger, disableRequestLogging: true }) as unknown as FastifyInstance
+  const app = Fastify({ loggerInstance: opts.logger, logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {
     const reason = opts.readiness.notReadyReason()
