@@ -106,6 +106,7 @@ export function formatWarnings (warnings: readonly Warning[]): string[] {
   let total = 0
   for (let i = 0; i < warnings.length; i++) {
     const w = warnings[i] as Warning
+    // eslint-disable-next-line no-control-regex -- stripping control characters is the point
     let text = `${w.code} ${w.field}: ${w.message}`.replace(/[\u0000-\u001f\u007f]+/g, ' ')
     if (text.length > MAX_WARNING_CHARS) text = text.slice(0, MAX_WARNING_CHARS - 3) + '...'
     const size = Buffer.byteLength(text)

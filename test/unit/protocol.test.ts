@@ -146,6 +146,7 @@ test('accepts an UPDATE of a large object within the default limit (several MiB)
 test('keeps warnings within the apiserver limits: no control characters, 4096 bytes in all', () => {
   const many = Array.from({ length: 100 }, (_, i) => ({ code: 'NIM101', field: `spec.x[${i}]`, message: `line one\nline two\t${'z'.repeat(200)}` }))
   const out = formatWarnings(many)
+  // eslint-disable-next-line no-control-regex -- asserting their absence
   assert.ok(out.every((w) => !/[\u0000-\u001f\u007f]/.test(w)))
   assert.ok(out.reduce((n, w) => n + Buffer.byteLength(w), 0) <= 4096)
   assert.match(out[out.length - 1] ?? '', /more warnings not shown/)

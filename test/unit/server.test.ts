@@ -1,0 +1,70 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { X509Certificate } from 'node:crypto'
+import { pino } from 'pino'
+import { startServer, type RunningServer } from '../../src/server/serve.js'
+import { autoscaled, review } from '../helpers/nimservice.js'
+import { get, postReview } from '../helpers/https.js'
+
+async function withServer (opts: { shutdownDelayMs?: number }, fn: (s: RunningServer, ca: string, dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'nim-serve-'))
+  const server = await startServer({ host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, certDir: dir, shutdownDelayMs: opts.shutdownDelayMs ?? 0 }, pino({ level: 'silent' }))
+  try {
+    await fn(server, readFileSync(server.caPath, 'utf8'), dir)
+  } finally {
+    await server.shutdown()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test('generates development certificates and serves both endpoints over real TLS (1.2 minimum)', async () => {
+  await withServer({}, async (server, ca, dir) => {
+    const cert = new X509Certificate(readFileSync(join(dir, 'tls.crt')))
+    assert.match(cert.subjectAltName ?? '', /DNS:localhost/)
+    assert.match(cert.subjectAltName ?? '', /IP Address:127\.0\.0\.1/)
+    const denied = await postReview(`https://127.0.0.1:${server.port}/validate`, review(autoscaled(undefined, { replicas: 2 })), { ca })
+    assert.equal(denied.status, 200)
+    assert.equal(denied.json().response.allowed, false)
+    assert.equal(denied.json().response.status.details.causes[0].field, 'spec.replicas')
+    const mutated = await postReview(`https://127.0.0.1:${server.port}/mutate`, review(autoscaled()), { ca, servername: 'localhost' })
+    assert.equal(mutated.json().response.patchType, 'JSONPatch')
+    const bad = await postReview(`https://127.0.0.1:${server.port}/validate`, '{not json', { ca })
+    assert.equal(bad.status, 400)
+    const tls = await import('node:tls')
+    await assert.rejects(new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: server.port, ca, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }, () => { socket.end(); resolve(undefined) })
+      socket.on('error', reject)
+    }), 'TLS 1.1 is refused')
+  })
+})
+
+test('serves /healthz, /readyz and /metrics on the plain-HTTP metrics port', async () => {
+  await withServer({}, async (server, ca) => {
+    await postReview(`https://127.0.0.1:${server.port}/validate`, review(autoscaled(undefined, { replicas: 2 })), { ca })
+    assert.equal((await get(`http://127.0.0.1:${server.metricsPort}/healthz`)).status, 200)
+    assert.equal((await get(`http://127.0.0.1:${server.metricsPort}/readyz`)).status, 200)
+    const metrics = (await get(`http://127.0.0.1:${server.metricsPort}/metrics`)).body
+    assert.match(metrics, /nim_admission_requests_total\{endpoint="validate",operation="CREATE",allowed="false",dry_run="false"\} 1/)
+    assert.match(metrics, /nim_admission_rule_violations_total\{rule="NIM010"\} 1/)
+    assert.match(metrics, /nim_admission_request_duration_seconds_bucket\{le="0.001",endpoint="validate"\}/)
+    assert.match(metrics, /nim_admission_certificate_expiry_seconds\{cert="serving"\} \d+/)
+    assert.match(metrics, /process_resident_memory_bytes/)
+  })
+})
+
+test('on shutdown, /readyz fails at once while reviews are still answered during the drain delay', async () => {
+  await withServer({ shutdownDelayMs: 1500 }, async (server, ca) => {
+    const stopping = server.shutdown()
+    const ready = await get(`http://127.0.0.1:${server.metricsPort}/readyz`)
+    assert.equal(ready.status, 503)
+    assert.match(ready.body, /shutting down/)
+    const res = await postReview(`https://127.0.0.1:${server.port}/validate`, review(autoscaled()), { ca })
+    assert.equal(res.status, 200, 'a review during the drain is answered, not 503')
+    assert.equal(res.json().response.allowed, true)
+    await stopping
+    await assert.rejects(postReview(`https://127.0.0.1:${server.port}/validate`, review(autoscaled()), { ca }), 'closed after the drain')
+  })
+})
