@@ -1,0 +1,651 @@
+// The Helm chart: lint, render for each certificate mode, and read the manifests the way an apiserver would
+// use them. Needs the pinned helm from scripts/install-helm.sh (built on first use with Go; fails loudly without).
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { before, describe, it } from 'node:test'
+import { parse as parseYaml } from 'yaml'
+import { chartDir, helmBinary, helmLint, helmTemplate, helmTemplateRaw, type Manifest } from '../helpers/helm.js'
+
+const NS = 'nim-system'
+const RELEASE = 'nim'
+const FULLNAME = 'nim-nim-admission'
+const TLS_SECRET = `${FULLNAME}-tls`
+const VALIDATING = `${FULLNAME}-validating`
+const MUTATING = `${FULLNAME}-mutating`
+
+type Obj = Record<string, unknown>
+
+/** Reads a dotted path ('spec.template.spec'); numeric segments index arrays. */
+function dig(value: unknown, path: string): unknown {
+  let current: unknown = value
+  for (const key of path.split('.')) {
+    if (current === null || typeof current !== 'object') return undefined
+    current = (current as Obj)[key]
+  }
+  return current
+}
+
+function find(manifests: Manifest[], kind: string, name?: string): Manifest[] {
+  return manifests.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name))
+}
+
+function one(manifests: Manifest[], kind: string, name?: string): Manifest {
+  const found = find(manifests, kind, name)
+  assert.equal(found.length, 1, `expected one ${kind}${name ? ` ${name}` : ''}, got ${found.length}`)
+  return found[0] as Manifest
+}
+
+function kinds(manifests: Manifest[]): string[] {
+  return manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort()
+}
+
+interface Container {
+  name: string
+  args?: string[]
+  ports?: { name: string; containerPort: number }[]
+  securityContext?: Obj
+  resources?: { requests?: Obj; limits?: Obj }
+  livenessProbe?: Obj
+  readinessProbe?: Obj
+  volumeMounts?: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[]
+}
+
+interface PodSpec {
+  containers: Container[]
+  initContainers?: Container[]
+  securityContext?: Obj
+  volumes?: Obj[]
+  automountServiceAccountToken?: boolean
+  serviceAccountName?: string
+  terminationGracePeriodSeconds?: number
+  affinity?: Obj
+  topologySpreadConstraints?: Obj[]
+}
+
+function podSpec(workload: Manifest): PodSpec {
+  const spec = dig(workload, 'spec.template.spec')
+  assert.ok(spec, `${workload.kind} ${workload.metadata.name} has a pod template`)
+  return spec as PodSpec
+}
+
+function podLabels(workload: Manifest): Record<string, string> {
+  return dig(workload, 'spec.template.metadata.labels') as Record<string, string>
+}
+
+/** Value following a flag in an args list, e.g. argValue(args, '--port'). */
+function argValue(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag)
+  return i >= 0 ? args[i + 1] : undefined
+}
+
+function argValues(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag && args[i + 1] !== undefined ? [args[i + 1] as string] : []))
+}
+
+function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v)
+}
+
+/** The restricted Pod Security Standard, field by field, for every container of a pod. */
+function assertRestricted(workload: Manifest): void {
+  const spec = podSpec(workload)
+  const where = `${workload.kind} ${workload.metadata.name}`
+  const pod = spec.securityContext ?? {}
+  assert.equal(pod.runAsNonRoot, true, `${where}: pod runAsNonRoot`)
+  assert.equal(typeof pod.runAsUser, 'number', `${where}: numeric pod runAsUser`)
+  assert.notEqual(pod.runAsUser, 0, `${where}: runAsUser is not root`)
+  assert.equal(dig(pod, 'seccompProfile.type'), 'RuntimeDefault', `${where}: pod seccomp`)
+  for (const c of [...spec.containers, ...(spec.initContainers ?? [])]) {
+    const sc = c.securityContext ?? {}
+    assert.equal(sc.allowPrivilegeEscalation, false, `${where}/${c.name}: allowPrivilegeEscalation`)
+    assert.equal(sc.readOnlyRootFilesystem, true, `${where}/${c.name}: readOnlyRootFilesystem`)
+    assert.equal(sc.runAsNonRoot, true, `${where}/${c.name}: runAsNonRoot`)
+    assert.notEqual(sc.privileged, true, `${where}/${c.name}: not privileged`)
+    assert.deepEqual(dig(sc, 'capabilities.drop'), ['ALL'], `${where}/${c.name}: drops ALL capabilities`)
+    assert.equal(dig(sc, 'capabilities.add'), undefined, `${where}/${c.name}: adds no capability`)
+    assert.equal(dig(sc, 'seccompProfile.type'), 'RuntimeDefault', `${where}/${c.name}: seccomp`)
+    for (const kind of ['requests', 'limits'] as const) {
+      for (const resource of ['cpu', 'memory']) {
+        assert.ok(c.resources?.[kind]?.[resource], `${where}/${c.name}: resources.${kind}.${resource}`)
+      }
+    }
+    // A read-only root filesystem needs a writable /tmp for Node.
+    const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp')
+    assert.ok(tmp, `${where}/${c.name}: mounts /tmp`)
+    assert.ok(spec.volumes?.some((v) => v.name === tmp.name && v.emptyDir !== undefined), `${where}: /tmp is an emptyDir`)
+  }
+}
+
+interface Rule {
+  apiGroups?: string[]
+  resources?: string[]
+  resourceNames?: string[]
+  verbs: string[]
+}
+
+function rules(role: Manifest): Rule[] {
+  return (role.rules as Rule[] | undefined) ?? []
+}
+
+/** Every permission as "group/resource[name]:verb", sorted, for exact least-privilege comparisons. */
+function permissions(role: Manifest): string[] {
+  return rules(role)
+    .flatMap((r) =>
+      (r.apiGroups ?? ['']).flatMap((g) =>
+        (r.resources ?? []).flatMap((res) =>
+          (r.resourceNames ?? ['*any*']).flatMap((n) => r.verbs.map((v) => `${g}/${res}[${n}]:${v}`))
+        )
+      )
+    )
+    .sort()
+}
+
+const modes = {
+  selfSigned: {},
+  certManager: { certificates: { mode: 'certManager' } },
+  existingSecret: { certificates: { mode: 'existingSecret', existingSecret: { name: 'my-tls', caBundle: 'Q0EK' } } }
+} as const
+
+/** Every optional part switched on, for checks that must hold for all of it. */
+const everything = {
+  metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } },
+  networkPolicy: { enabled: true },
+  applier: { enabled: true }
+}
+
+describe('helm chart charts/nim-admission', () => {
+  before(() => {
+    // Builds helm on first use; throws (fails every test) rather than skipping when it cannot.
+    helmBinary()
+  })
+
+  describe('helm lint --strict', () => {
+    const cases: [string, object][] = [
+      ['default values (selfSigned)', {}],
+      ['certManager mode', modes.certManager],
+      ['existingSecret mode', modes.existingSecret],
+      ['every optional part enabled', everything]
+    ]
+    for (const [name, values] of cases) {
+      it(`passes for ${name}`, async () => {
+        const result = await helmLint(values)
+        assert.equal(result.code, 0, `helm lint failed:\n${result.stdout}\n${result.stderr}`)
+        assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/)
+      })
+    }
+  })
+
+  describe('default values', () => {
+    let manifests: Manifest[]
+    let deployment: Manifest
+    let pod: PodSpec
+    let server: Container
+    before(async () => {
+      manifests = await helmTemplate()
+      deployment = one(manifests, 'Deployment', FULLNAME)
+      pod = podSpec(deployment)
+      server = pod.containers[0] as Container
+    })
+
+    it('renders exactly the webhook, its certificate hooks and nothing optional', () => {
+      assert.deepEqual(kinds(manifests), [
+        `ClusterRole/${NS}-${FULLNAME}-certs`,
+        `ClusterRoleBinding/${NS}-${FULLNAME}-certs`,
+        `Deployment/${FULLNAME}`,
+        `Job/${FULLNAME}-certs`,
+        `Job/${FULLNAME}-certs-inject`,
+        `MutatingWebhookConfiguration/${MUTATING}`,
+        `PodDisruptionBudget/${FULLNAME}`,
+        `Role/${FULLNAME}-certs`,
+        `RoleBinding/${FULLNAME}-certs`,
+        `Service/${FULLNAME}`,
+        `ServiceAccount/${FULLNAME}`,
+        `ServiceAccount/${FULLNAME}-certs`,
+        `ValidatingWebhookConfiguration/${VALIDATING}`
+      ])
+    })
+
+    it('puts the standard labels on every resource', () => {
+      for (const m of manifests) {
+        const labels = m.metadata.labels ?? {}
+        for (const key of ['helm.sh/chart', 'app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/managed-by']) {
+          assert.ok(labels[key], `${m.kind} ${m.metadata.name} has label ${key}`)
+        }
+        assert.equal(labels['app.kubernetes.io/instance'], RELEASE)
+      }
+    })
+
+    it('runs two replicas under the restricted Pod Security Standard', () => {
+      assert.equal(dig(deployment, 'spec.replicas'), 2)
+      assertRestricted(deployment)
+      assert.equal(pod.automountServiceAccountToken, false, 'the server makes no API calls, so no token')
+    })
+
+    it('starts `serve` with the ports, cert dir, service DNS names and drain delay', () => {
+      const args = server.args ?? []
+      assert.equal(args[0], 'serve')
+      const port = (name: string) => server.ports?.find((p) => p.name === name)?.containerPort
+      assert.equal(argValue(args, '--port'), String(port('webhook')))
+      assert.equal(argValue(args, '--metrics-port'), String(port('metrics')))
+      assert.equal(port('webhook'), 8443)
+      assert.equal(port('metrics'), 9090)
+      assert.equal(argValue(args, '--shutdown-delay'), '10s')
+      assert.equal(argValue(args, '--log-level'), 'info')
+      assert.ok(argValues(args, '--dns-name').includes(`${FULLNAME}.${NS}.svc`))
+      const certDir = argValue(args, '--cert-dir')
+      const mount = server.volumeMounts?.find((m) => m.mountPath === certDir)
+      assert.ok(mount, 'the Secret is mounted at --cert-dir')
+      assert.equal(mount.subPath, undefined, 'no subPath, so renewed certificates reach the running server')
+      assert.equal(mount.readOnly, true)
+      const volume = pod.volumes?.find((v) => v.name === mount.name)
+      assert.equal(dig(volume, 'secret.secretName'), TLS_SECRET)
+    })
+
+    it('probes /healthz (liveness) and /readyz (readiness) on the metrics port', () => {
+      assert.equal(dig(server.livenessProbe, 'httpGet.path'), '/healthz')
+      assert.equal(dig(server.livenessProbe, 'httpGet.port'), 'metrics')
+      assert.equal(dig(server.readinessProbe, 'httpGet.path'), '/readyz')
+      assert.equal(dig(server.readinessProbe, 'httpGet.port'), 'metrics')
+    })
+
+    it('gives the pod a grace period longer than the drain delay plus one review timeout', () => {
+      const delay = Number.parseInt(argValue(server.args ?? [], '--shutdown-delay') ?? '', 10)
+      const webhookTimeout = dig(one(manifests, 'ValidatingWebhookConfiguration'), 'webhooks.0.timeoutSeconds') as number
+      assert.equal(pod.terminationGracePeriodSeconds, 30)
+      assert.ok((pod.terminationGracePeriodSeconds ?? 0) > delay + webhookTimeout)
+    })
+
+    it('spreads replicas across nodes with anti-affinity and a topology spread constraint', () => {
+      const labels = podLabels(deployment)
+      const term = dig(pod.affinity, 'podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution.0.podAffinityTerm') as Obj
+      assert.equal(term.topologyKey, 'kubernetes.io/hostname')
+      assert.ok(selects(dig(term, 'labelSelector.matchLabels') as Record<string, string>, labels))
+      const spread = pod.topologySpreadConstraints?.[0] as Obj
+      assert.equal(spread.topologyKey, 'kubernetes.io/hostname')
+      assert.equal(spread.maxSkew, 1)
+      assert.ok(selects(dig(spread, 'labelSelector.matchLabels') as Record<string, string>, labels))
+    })
+
+    it('guards the pods with a PodDisruptionBudget of minAvailable 1', () => {
+      const pdb = one(manifests, 'PodDisruptionBudget')
+      assert.equal(dig(pdb, 'spec.minAvailable'), 1)
+      assert.equal(dig(pdb, 'spec.maxUnavailable'), undefined)
+      assert.ok(selects(dig(pdb, 'spec.selector.matchLabels') as Record<string, string>, podLabels(deployment)))
+      assert.deepEqual(dig(pdb, 'spec.selector.matchLabels'), dig(deployment, 'spec.selector.matchLabels'))
+    })
+
+    it('exposes the webhook through the Service port the webhook configurations call', () => {
+      const service = one(manifests, 'Service')
+      assert.ok(selects(dig(service, 'spec.selector') as Record<string, string>, podLabels(deployment)))
+      const ports = dig(service, 'spec.ports') as { name: string; port: number; targetPort: string }[]
+      const https = ports.find((p) => p.name === 'https')
+      assert.equal(https?.port, 443)
+      assert.equal(https?.targetPort, 'webhook')
+      for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
+        const svc = dig(one(manifests, kind), 'webhooks.0.clientConfig.service') as Obj
+        assert.equal(svc.name, service.metadata.name)
+        assert.equal(svc.namespace, NS)
+        assert.equal(svc.port, 443)
+      }
+    })
+
+    for (const [kind, path, failurePolicy] of [
+      ['ValidatingWebhookConfiguration', '/validate', 'Fail'],
+      ['MutatingWebhookConfiguration', '/mutate', 'Fail']
+    ] as const) {
+      it(`${kind}: only apps.nvidia.com nimservices CREATE+UPDATE, sideEffects None, v1, 5 s, ${failurePolicy}`, () => {
+        const config = one(manifests, kind)
+        const webhooks = config.webhooks as Obj[]
+        assert.equal(webhooks.length, 1)
+        const hook = webhooks[0] as Obj
+        assert.deepEqual(hook.rules, [
+          {
+            apiGroups: ['apps.nvidia.com'],
+            apiVersions: ['v1alpha1'],
+            operations: ['CREATE', 'UPDATE'],
+            resources: ['nimservices'],
+            scope: 'Namespaced'
+          }
+        ])
+        assert.equal(hook.sideEffects, 'None')
+        assert.deepEqual(hook.admissionReviewVersions, ['v1'])
+        assert.equal(hook.timeoutSeconds, 5)
+        assert.equal(hook.failurePolicy, failurePolicy)
+        assert.equal(dig(hook, 'clientConfig.service.path'), path)
+        assert.equal(dig(hook, 'clientConfig.caBundle'), undefined, 'selfSigned: caBundle is left to `certs inject`')
+        assert.equal(hook.matchConditions, undefined)
+        assert.deepEqual(hook.namespaceSelector, {
+          matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NS, 'kube-system'] }]
+        })
+        if (kind === 'MutatingWebhookConfiguration') assert.equal(hook.reinvocationPolicy, 'IfNeeded')
+        else assert.equal(hook.reinvocationPolicy, undefined)
+      })
+    }
+
+    it('binds no role to the webhook server ServiceAccount', () => {
+      const serverSA = pod.serviceAccountName
+      for (const binding of [...find(manifests, 'RoleBinding'), ...find(manifests, 'ClusterRoleBinding')]) {
+        const subjects = binding.subjects as { name: string }[]
+        assert.ok(!subjects.some((s) => s.name === serverSA), `${binding.metadata.name} binds the server's ServiceAccount`)
+      }
+    })
+
+    it('gives the certificate Jobs only their Secret and the two webhook configurations', () => {
+      const role = one(manifests, 'Role', `${FULLNAME}-certs`)
+      assert.deepEqual(permissions(role), [
+        '/secrets[*any*]:create',
+        `/secrets[${TLS_SECRET}]:get`,
+        `/secrets[${TLS_SECRET}]:update`
+      ])
+      const clusterRole = one(manifests, 'ClusterRole', `${NS}-${FULLNAME}-certs`)
+      assert.deepEqual(permissions(clusterRole), [
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${MUTATING}]:get`,
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${MUTATING}]:patch`,
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${MUTATING}]:update`,
+        `admissionregistration.k8s.io/validatingwebhookconfigurations[${VALIDATING}]:get`,
+        `admissionregistration.k8s.io/validatingwebhookconfigurations[${VALIDATING}]:patch`,
+        `admissionregistration.k8s.io/validatingwebhookconfigurations[${VALIDATING}]:update`
+      ])
+      for (const m of [role, clusterRole, ...find(manifests, 'RoleBinding'), ...find(manifests, 'ClusterRoleBinding')]) {
+        assert.match(m.metadata.annotations?.['helm.sh/hook'] ?? '', /pre-install.*post-install/, `${m.kind} exists only while hooks run`)
+      }
+      assert.deepEqual(dig(one(manifests, 'ClusterRoleBinding'), 'subjects'), [
+        { kind: 'ServiceAccount', name: `${FULLNAME}-certs`, namespace: NS }
+      ])
+    })
+
+    it('generates the Secret before install and injects the CA after the webhook configurations exist', () => {
+      const generate = one(manifests, 'Job', `${FULLNAME}-certs`)
+      const inject = one(manifests, 'Job', `${FULLNAME}-certs-inject`)
+      assert.equal(generate.metadata.annotations?.['helm.sh/hook'], 'pre-install,pre-upgrade')
+      assert.equal(inject.metadata.annotations?.['helm.sh/hook'], 'post-install,post-upgrade')
+      for (const job of [generate, inject]) {
+        assertRestricted(job)
+        assert.equal(podSpec(job).serviceAccountName, `${FULLNAME}-certs`)
+      }
+      const genArgs = podSpec(generate).containers[0]?.args ?? []
+      assert.deepEqual(genArgs.slice(0, 2), ['certs', 'generate'])
+      assert.equal(argValue(genArgs, '--service'), FULLNAME)
+      assert.equal(argValue(genArgs, '--namespace'), NS)
+      assert.equal(argValue(genArgs, '--secret'), TLS_SECRET)
+      assert.equal(argValue(genArgs, '--ca-days'), '3650')
+      assert.equal(argValue(genArgs, '--days'), '365')
+      assert.equal(podSpec(generate).initContainers, undefined, 'nothing to inject into before the first install')
+      const injArgs = podSpec(inject).containers[0]?.args ?? []
+      assert.deepEqual(injArgs.slice(0, 2), ['certs', 'inject'])
+      assert.deepEqual(argValues(injArgs, '--webhook'), [VALIDATING, MUTATING])
+      assert.equal(argValue(injArgs, '--secret'), TLS_SECRET)
+    })
+  })
+
+  it('on upgrade the pre-upgrade Job generates, then injects, in one pod', async () => {
+    const manifests = await helmTemplate({}, { isUpgrade: true })
+    const spec = podSpec(one(manifests, 'Job', `${FULLNAME}-certs`))
+    assert.deepEqual(spec.initContainers?.map((c) => c.args?.slice(0, 2)), [['certs', 'generate']])
+    assert.deepEqual(spec.containers.map((c) => c.args?.slice(0, 2)), [['certs', 'inject']])
+    assert.deepEqual(argValues(spec.containers[0]?.args ?? [], '--webhook'), [VALIDATING, MUTATING])
+  })
+
+  it('uses the release namespace in the exclusion and adds excludeNamespaces and selector terms', async () => {
+    const manifests = await helmTemplate(
+      { webhook: { excludeNamespaces: ['gpu-operator'], namespaceSelector: { matchLabels: { 'nim.example/admission': 'on' } } } },
+      { namespace: 'platform' }
+    )
+    for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
+      assert.deepEqual(dig(one(manifests, kind), 'webhooks.0.namespaceSelector'), {
+        matchLabels: { 'nim.example/admission': 'on' },
+        matchExpressions: [
+          { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['platform', 'kube-system', 'gpu-operator'] }
+        ]
+      })
+    }
+  })
+
+  it('renders the configured failurePolicy, timeout, reinvocationPolicy and matchConditions', async () => {
+    const matchConditions = [{ name: 'not-gc', expression: "request.userInfo.username != 'system:serviceaccount:kube-system:generic-garbage-collector'" }]
+    const manifests = await helmTemplate({
+      webhook: {
+        timeoutSeconds: 3,
+        validating: { failurePolicy: 'Ignore' },
+        mutating: { failurePolicy: 'Ignore', reinvocationPolicy: 'Never' },
+        matchConditions
+      }
+    })
+    const validating = dig(one(manifests, 'ValidatingWebhookConfiguration'), 'webhooks.0') as Obj
+    const mutating = dig(one(manifests, 'MutatingWebhookConfiguration'), 'webhooks.0') as Obj
+    for (const hook of [validating, mutating]) {
+      assert.equal(hook.failurePolicy, 'Ignore')
+      assert.equal(hook.timeoutSeconds, 3)
+      assert.deepEqual(hook.matchConditions, matchConditions)
+    }
+    assert.equal(mutating.reinvocationPolicy, 'Never')
+  })
+
+  describe('certificates.mode certManager', () => {
+    let manifests: Manifest[]
+    before(async () => {
+      manifests = await helmTemplate(modes.certManager)
+    })
+
+    it('builds a private CA chain: self-signed Issuer -> CA Certificate -> CA Issuer -> serving Certificate', () => {
+      const selfSigned = one(manifests, 'Issuer', `${FULLNAME}-selfsigned`)
+      assert.deepEqual(dig(selfSigned, 'spec.selfSigned'), {})
+      const ca = one(manifests, 'Certificate', `${FULLNAME}-ca`)
+      assert.equal(dig(ca, 'spec.isCA'), true)
+      assert.equal(dig(ca, 'spec.issuerRef.name'), selfSigned.metadata.name)
+      const caIssuer = one(manifests, 'Issuer', `${FULLNAME}-ca`)
+      assert.equal(dig(caIssuer, 'spec.ca.secretName'), dig(ca, 'spec.secretName'))
+      const serving = one(manifests, 'Certificate', `${FULLNAME}-serving`)
+      assert.equal(dig(serving, 'spec.issuerRef.name'), caIssuer.metadata.name)
+      assert.equal(dig(serving, 'spec.issuerRef.kind'), 'Issuer')
+      assert.equal(dig(serving, 'spec.secretName'), TLS_SECRET)
+      assert.ok((dig(serving, 'spec.dnsNames') as string[]).includes(`${FULLNAME}.${NS}.svc`))
+      assert.ok((dig(serving, 'spec.usages') as string[]).includes('server auth'))
+      const volume = podSpec(one(manifests, 'Deployment')).volumes?.find((v) => v.name === 'certs')
+      assert.equal(dig(volume, 'secret.secretName'), TLS_SECRET)
+    })
+
+    it('annotates both webhook configurations for the cainjector with the serving Certificate', () => {
+      const serving = one(manifests, 'Certificate', `${FULLNAME}-serving`)
+      for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
+        const config = one(manifests, kind)
+        assert.equal(config.metadata.annotations?.['cert-manager.io/inject-ca-from'], `${serving.metadata.namespace}/${serving.metadata.name}`)
+        assert.equal(dig(config, 'webhooks.0.clientConfig.caBundle'), undefined)
+      }
+    })
+
+    it('renders no certificate Job and no RBAC', () => {
+      for (const kind of ['Job', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']) {
+        assert.deepEqual(find(manifests, kind), [], kind)
+      }
+    })
+
+    it('uses a given issuerRef instead of creating the CA chain', async () => {
+      const withIssuer = await helmTemplate({
+        certificates: { mode: 'certManager', certManager: { issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } } }
+      })
+      assert.deepEqual(find(withIssuer, 'Issuer'), [])
+      assert.deepEqual(dig(one(withIssuer, 'Certificate'), 'spec.issuerRef'), {
+        name: 'corp-ca',
+        kind: 'ClusterIssuer',
+        group: 'cert-manager.io'
+      })
+    })
+  })
+
+  describe('certificates.mode existingSecret', () => {
+    it('mounts the given Secret and writes the given caBundle into both webhooks', async () => {
+      const manifests = await helmTemplate(modes.existingSecret)
+      const volume = podSpec(one(manifests, 'Deployment')).volumes?.find((v) => v.name === 'certs')
+      assert.equal(dig(volume, 'secret.secretName'), 'my-tls')
+      for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
+        const config = one(manifests, kind)
+        assert.equal(dig(config, 'webhooks.0.clientConfig.caBundle'), 'Q0EK')
+        assert.equal(config.metadata.annotations, undefined)
+      }
+      for (const kind of ['Job', 'Role', 'ClusterRole', 'Issuer', 'Certificate']) assert.deepEqual(find(manifests, kind), [], kind)
+    })
+
+    it('refuses to render without the Secret name', async () => {
+      const result = await helmTemplateRaw({ certificates: { mode: 'existingSecret' } })
+      assert.notEqual(result.code, 0)
+      assert.match(result.stderr, /certificates\.existingSecret\.name is required/)
+    })
+  })
+
+  describe('optional parts', () => {
+    let manifests: Manifest[]
+    before(async () => {
+      manifests = await helmTemplate(everything)
+    })
+
+    it('keeps every workload restricted and no Role grants a wildcard', () => {
+      for (const kind of ['Deployment', 'Job']) for (const w of find(manifests, kind)) assertRestricted(w)
+      for (const role of [...find(manifests, 'Role'), ...find(manifests, 'ClusterRole')]) {
+        for (const r of rules(role)) {
+          for (const field of [r.verbs, r.resources ?? [], r.apiGroups ?? []]) {
+            assert.ok(!field.includes('*'), `${role.metadata.name} grants a wildcard`)
+          }
+          if ((r.resources ?? []).includes('secrets')) {
+            assert.ok(!r.verbs.includes('list') && !r.verbs.includes('watch'), `${role.metadata.name} can read all Secrets`)
+          }
+        }
+      }
+    })
+
+    it('ServiceMonitor scrapes the Service metrics port', () => {
+      const monitor = one(manifests, 'ServiceMonitor')
+      const service = one(manifests, 'Service')
+      assert.ok(selects(dig(monitor, 'spec.selector.matchLabels') as Record<string, string>, service.metadata.labels ?? {}))
+      const endpoint = dig(monitor, 'spec.endpoints.0') as Obj
+      assert.equal(endpoint.port, 'metrics')
+      assert.equal(endpoint.path, '/metrics')
+      assert.ok((dig(service, 'spec.ports') as { name: string }[]).some((p) => p.name === 'metrics'))
+    })
+
+    it('PrometheusRule alerts on certificate expiry (14 d), denials, errors and p99 latency (1 s)', () => {
+      const rulesByAlert = new Map(
+        (dig(one(manifests, 'PrometheusRule'), 'spec.groups.0.rules') as { alert: string; expr: string }[]).map((r) => [r.alert, r.expr])
+      )
+      const expiry = rulesByAlert.get('NimAdmissionCertificateExpiringSoon') ?? ''
+      assert.match(expiry, /nim_admission_certificate_expiry_seconds\{[^}]*\} < 1209600$/)
+      assert.match(rulesByAlert.get('NimAdmissionDenialsSpiking') ?? '', /rate\(nim_admission_requests_total\{[^}]*allowed="false"\}\[5m\]\)/)
+      assert.match(rulesByAlert.get('NimAdmissionBadRequestsSpiking') ?? '', /rate\(nim_admission_bad_requests_total\{[^}]*\}\[5m\]\)/)
+      assert.match(
+        rulesByAlert.get('NimAdmissionLatencyHigh') ?? '',
+        /^histogram_quantile\(0\.99, sum by \([^)]*\ble\b[^)]*\) \(rate\(nim_admission_request_duration_seconds_bucket\{[^}]*\}\[5m\]\)\)\) > 1$/
+      )
+      assert.ok(rulesByAlert.has('NimAdmissionDown'))
+    })
+
+    it('NetworkPolicy admits traffic only to the webhook port, and to metrics from the monitoring namespace', () => {
+      const policy = one(manifests, 'NetworkPolicy')
+      assert.ok(selects(dig(policy, 'spec.podSelector.matchLabels') as Record<string, string>, podLabels(one(manifests, 'Deployment', FULLNAME))))
+      assert.deepEqual(dig(policy, 'spec.policyTypes'), ['Ingress'])
+      const ingress = dig(policy, 'spec.ingress') as { ports: { port: string }[]; from?: Obj[] }[]
+      assert.deepEqual(ingress.map((r) => r.ports.map((p) => p.port)), [['webhook'], ['metrics']])
+      assert.deepEqual(ingress[1]?.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }])
+    })
+
+    it('the applier runs `apply --leader-elect` with its own ServiceAccount and exactly the RBAC it needs', () => {
+      const applier = one(manifests, 'Deployment', `${FULLNAME}-applier`)
+      const spec = podSpec(applier)
+      assert.equal(spec.serviceAccountName, `${FULLNAME}-applier`)
+      const args = spec.containers[0]?.args ?? []
+      assert.equal(args[0], 'apply')
+      assert.ok(args.includes('--leader-elect'))
+      assert.equal(argValue(args, '--metrics-port'), '9091')
+      assert.deepEqual(permissions(one(manifests, 'ClusterRole', `${NS}-${FULLNAME}-applier`)), [
+        '/events[*any*]:create',
+        '/events[*any*]:patch',
+        'apps.nvidia.com/nimservices[*any*]:get',
+        'apps.nvidia.com/nimservices[*any*]:list',
+        'apps.nvidia.com/nimservices[*any*]:watch',
+        'autoscaling/horizontalpodautoscalers[*any*]:create',
+        'autoscaling/horizontalpodautoscalers[*any*]:delete',
+        'autoscaling/horizontalpodautoscalers[*any*]:get',
+        'autoscaling/horizontalpodautoscalers[*any*]:list',
+        'autoscaling/horizontalpodautoscalers[*any*]:patch',
+        'autoscaling/horizontalpodautoscalers[*any*]:watch'
+      ])
+      const lease = one(manifests, 'Role', `${FULLNAME}-applier-leader-election`)
+      assert.equal(lease.metadata.namespace, NS)
+      assert.deepEqual(permissions(lease), [
+        'coordination.k8s.io/leases[*any*]:create',
+        'coordination.k8s.io/leases[*any*]:get',
+        'coordination.k8s.io/leases[*any*]:update'
+      ])
+    })
+  })
+
+  it('the applier limited to namespaces gets a Role in each and no ClusterRole', async () => {
+    const manifests = await helmTemplate({ applier: { enabled: true, namespaces: ['team-a', 'team-b'], leaderElect: false } })
+    const roles = find(manifests, 'Role', `${FULLNAME}-applier`)
+    assert.deepEqual(roles.map((r) => r.metadata.namespace), ['team-a', 'team-b'])
+    assert.deepEqual(find(manifests, 'ClusterRole').map((r) => r.metadata.name), [`${NS}-${FULLNAME}-certs`])
+    assert.deepEqual(find(manifests, 'Role', `${FULLNAME}-applier-leader-election`), [])
+    const args = podSpec(one(manifests, 'Deployment', `${FULLNAME}-applier`)).containers[0]?.args ?? []
+    assert.deepEqual(argValues(args, '--namespace'), ['team-a', 'team-b'])
+    assert.ok(!args.includes('--leader-elect'))
+  })
+
+  describe('values.schema.json refuses bad values', () => {
+    const cases: [string, object, RegExp][] = [
+      ['a wrong type', { replicaCount: 'two' }, /\/replicaCount': got string, want integer/],
+      ['an unknown certificate mode', { certificates: { mode: 'vault' } }, /\/certificates\/mode': value must be one of/],
+      ['a typo in a nested key', { webhook: { timeoutSecond: 5 } }, /\/webhook': additional properties 'timeoutSecond' not allowed/],
+      ['a typo in a top-level key', { replicas: 3 }, /additional properties 'replicas' not allowed/],
+      ['an unknown failurePolicy', { webhook: { validating: { failurePolicy: 'Sometimes' } } }, /failurePolicy': value must be one of 'Fail', 'Ignore'/],
+      ['a timeout beyond the apiserver limit', { webhook: { timeoutSeconds: 31 } }, /\/webhook\/timeoutSeconds': maximum: got 31, want 30/]
+    ]
+    for (const [name, values, message] of cases) {
+      it(`helm template and helm lint fail on ${name}`, async () => {
+        const template = await helmTemplateRaw(values)
+        assert.notEqual(template.code, 0, 'helm template accepted the values')
+        assert.match(template.stderr, /values don't meet the specifications of the schema/)
+        assert.match(template.stderr, message)
+        const lint = await helmLint(values)
+        assert.notEqual(lint.code, 0, 'helm lint accepted the values')
+        assert.match(lint.stdout + lint.stderr, message)
+      })
+    }
+  })
+
+  describe('template guards', () => {
+    it('refuses a grace period that cannot hold the drain delay plus a review', async () => {
+      const result = await helmTemplateRaw({ terminationGracePeriodSeconds: 15 })
+      assert.notEqual(result.code, 0)
+      assert.match(result.stderr, /terminationGracePeriodSeconds \(15\) must be greater than .* \(15\)/)
+    })
+
+    it('refuses a PodDisruptionBudget that would block every drain', async () => {
+      const result = await helmTemplateRaw(['replicaCount=1'])
+      assert.notEqual(result.code, 0)
+      assert.match(result.stderr, /podDisruptionBudget\.minAvailable \(1\) must be less than replicaCount \(1\)/)
+      const withMaxUnavailable = await helmTemplate({ replicaCount: 1, podDisruptionBudget: { maxUnavailable: 1 } })
+      const pdb = one(withMaxUnavailable, 'PodDisruptionBudget')
+      assert.equal(dig(pdb, 'spec.maxUnavailable'), 1)
+      assert.equal(dig(pdb, 'spec.minAvailable'), undefined)
+    })
+  })
+
+  it('the chart README documents every key of values.yaml', async () => {
+    const values = parseYaml(await readFile(join(chartDir, 'values.yaml'), 'utf8')) as Obj
+    const readme = await readFile(join(chartDir, 'README.md'), 'utf8')
+    const leaves: string[] = []
+    const walk = (value: unknown, prefix: string): void => {
+      if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length > 0 && !isKubernetesObject(prefix)) {
+        for (const [k, v] of Object.entries(value)) walk(v, prefix ? `${prefix}.${k}` : k)
+      } else leaves.push(prefix)
+    }
+    walk(values, '')
+    const missing = leaves.filter((key) => !readme.includes(`| \`${key}\` |`))
+    assert.deepEqual(missing, [], 'values missing from the README table')
+  })
+})
+
+/** Values that are Kubernetes objects passed through whole; the README documents them as one row. */
+function isKubernetesObject(path: string): boolean {
+  return /(^|\.)(podSecurityContext|securityContext|resources|requests|limits|livenessProbe|readinessProbe|metricsFrom)$/.test(path)
+}
