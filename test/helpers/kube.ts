@@ -1,0 +1,97 @@
+// Clients for the end-to-end suite: kubectl as users run it, and raw API requests for exact bodies.
+import { spawn, spawnSync } from 'node:child_process'
+import { request } from 'node:https'
+import { createServer } from 'node:net'
+import { KubeConfig } from '@kubernetes/client-node'
+
+export interface KubectlResult { status: number, stdout: string, stderr: string, output: string }
+
+export function kubectl (kubeconfig: string, args: string[], input?: string): KubectlResult {
+  const r = spawnSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { input, encoding: 'utf8', timeout: 60_000 })
+  return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '', output: `${r.stdout ?? ''}${r.stderr ?? ''}` }
+}
+
+export function kubectlOk (kubeconfig: string, args: string[], input?: string): string {
+  const r = kubectl(kubeconfig, args, input)
+  if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.status}): ${r.output}`)
+  return r.stdout
+}
+
+export interface ApiReply { status: number, body: any } // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** A raw request to the apiserver with the kubeconfig's credentials: the body goes out byte for byte. */
+export async function apiRequest (kubeconfig: string, method: string, path: string, body?: unknown): Promise<ApiReply> {
+  const kc = new KubeConfig()
+  kc.loadFromFile(kubeconfig)
+  const server = kc.getCurrentCluster()?.server ?? ''
+  const opts: import('node:https').RequestOptions = { method, headers: { 'content-type': 'application/json', accept: 'application/json' } }
+  await kc.applyToHTTPSOptions(opts)
+  const payload = body === undefined ? undefined : JSON.stringify(body)
+  return await new Promise((resolve, reject) => {
+    const req = request(new URL(path, server), opts, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString()
+        let parsed: unknown = text
+        try { parsed = JSON.parse(text) } catch { /* keep text */ }
+        resolve({ status: res.statusCode ?? 0, body: parsed })
+      })
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as import('node:net').AddressInfo
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export async function waitFor<T> (what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn()
+      if (v !== undefined) return v
+    } catch (err) { last = err }
+    await new Promise((resolve) => setTimeout(resolve, everyMs))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last !== undefined ? `: ${String(last)}` : ''}`)
+}
+
+export interface WebhookProcess { port: number, metricsPort: number, stop (): Promise<void>, logs (): string }
+
+/** Runs the real `nim-admission serve` (the built CLI) on loopback and waits until /readyz answers. */
+export async function startWebhook (root: string, certDir: string, port?: number): Promise<WebhookProcess> {
+  const p = port ?? await freePort()
+  const metricsPort = await freePort()
+  const child = spawn(process.execPath, [`${root}/dist/src/cli/main.js`, 'serve', '--host', '127.0.0.1', '--port', String(p),
+    '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort), '--cert-dir', certDir, '--shutdown-delay', '0s'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let logs = ''
+  child.stdout.on('data', (c: Buffer) => { logs = (logs + c.toString()).slice(-200_000) })
+  child.stderr.on('data', (c: Buffer) => { logs = (logs + c.toString()).slice(-200_000) })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  process.once('exit', () => child.kill('SIGKILL'))
+  await waitFor(`nim-admission serve on :${p} (logs: ${logs})`, async () => {
+    if (child.exitCode !== null) throw new Error(`serve exited: ${logs}`)
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined)
+    return res?.status === 200 ? true : undefined
+  }, 20_000)
+  return {
+    port: p,
+    metricsPort,
+    logs: () => logs,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
