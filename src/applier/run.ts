@@ -1,0 +1,166 @@
+// `nim-admission apply` as a function: options checked once against one defaults object, the kubeconfig,
+// the controller and the probe/metrics server, and an orderly stop.
+import { hostname } from 'node:os'
+import { pino, type Logger } from 'pino'
+import { ApplierController } from './controller.js'
+import { createApplierMetrics, type ApplierMetrics } from './metrics.js'
+import { startHealthServer } from './health.js'
+import { LEADER_DEFAULTS, validateLeaderTimings } from './leader.js'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+export interface ApplierOptions {
+  /** Kubeconfig file; default: $KUBECONFIG, ~/.kube/config or in-cluster. */
+  kubeconfig?: string
+  /** Namespaces to watch; empty watches all. */
+  namespaces: string[]
+  takeOver: boolean
+  dryRun: boolean
+  leaderElect: boolean
+  leaseName: string
+  /** Default: $POD_NAMESPACE, else the kubeconfig context's namespace, else "default". */
+  leaseNamespace?: string
+  leaseDurationMs: number
+  renewDeadlineMs: number
+  retryPeriodMs: number
+  metricsHost: string
+  metricsPort: number
+  resyncPeriodMs: number
+  workers: number
+  logLevel: LogLevel
+  /** Lease holder identity; default hostname_pid. */
+  identity?: string
+}
+
+export const applierDefaults: Readonly<Omit<ApplierOptions, 'kubeconfig' | 'leaseNamespace' | 'identity'>> = Object.freeze({
+  namespaces: [],
+  takeOver: false,
+  dryRun: false,
+  leaderElect: false,
+  leaseName: 'nim-admission-applier',
+  leaseDurationMs: LEADER_DEFAULTS.leaseDurationMs,
+  renewDeadlineMs: LEADER_DEFAULTS.renewDeadlineMs,
+  retryPeriodMs: LEADER_DEFAULTS.retryPeriodMs,
+  metricsHost: '0.0.0.0',
+  metricsPort: 9091,
+  resyncPeriodMs: 5 * 60_000,
+  workers: 2,
+  logLevel: 'info'
+})
+
+export class ApplierOptionsError extends Error {
+  readonly code = 'NIMAPPLY_OPTIONS'
+}
+
+const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+
+export function normalizeApplierOptions (partial: Partial<ApplierOptions> = {}): ApplierOptions {
+  const o: ApplierOptions = { ...applierDefaults, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) }
+  const fail = (msg: string): never => { throw new ApplierOptionsError(`invalid apply options: ${msg}`) }
+  for (const ns of o.namespaces) if (!DNS1123.test(ns) || ns.length > 63) fail(`--namespace "${ns}" is not a valid namespace name`)
+  if (!DNS1123.test(o.leaseName) || o.leaseName.length > 253) fail(`--lease-name "${o.leaseName}" is not a valid object name`)
+  if (o.leaseNamespace !== undefined && !DNS1123.test(o.leaseNamespace)) fail(`--lease-namespace "${o.leaseNamespace}" is not a valid namespace name`)
+  if (!Number.isInteger(o.metricsPort) || o.metricsPort < 0 || o.metricsPort > 65535) fail(`--metrics-port must be an integer in 0..65535, got ${o.metricsPort}`)
+  if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 64) fail(`--workers must be an integer in 1..64, got ${o.workers}`)
+  if (!Number.isFinite(o.resyncPeriodMs) || o.resyncPeriodMs < 0) fail('--resync-period must be 0 (off) or a positive duration')
+  if (!(LOG_LEVELS as readonly string[]).includes(o.logLevel)) fail(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${o.logLevel}"`)
+  if (o.leaderElect) {
+    try {
+      validateLeaderTimings(o)
+    } catch (err) {
+      fail((err as Error).message)
+    }
+  }
+  return o
+}
+
+export function defaultIdentity (): string {
+  return `${hostname()}_${process.pid}`
+}
+
+export interface RunningApplier {
+  options: ApplierOptions
+  controller: ApplierController
+  metrics: ApplierMetrics
+  logger: Logger
+  metricsPort: number
+  /** Stops watching and writing; `release` hands the Lease to the next replica at once. */
+  stop (opts?: { release?: boolean }): Promise<void>
+}
+
+export interface StartExtras {
+  logger?: Logger
+  /** Dry-run output; default stdout. */
+  print?: (line: string) => void
+  /** prom-client's process metrics (default on; off when several appliers share a process, in tests). */
+  defaultMetrics?: boolean
+  /** Passed to the controller, for tests. */
+  watchBackoff?: { initialMs: number, maxMs: number }
+}
+
+export async function startApplier (partial: Partial<ApplierOptions>, extras: StartExtras = {}): Promise<RunningApplier> {
+  const options = normalizeApplierOptions(partial)
+  // In dry-run, stdout carries the plan; the log goes to stderr.
+  const logger = extras.logger ?? pino({ level: options.logLevel, base: { service: 'nim-admission', component: 'applier' } }, pino.destination(options.dryRun ? 2 : 1))
+  const k8s = await import('@kubernetes/client-node')
+  const kc = new k8s.KubeConfig()
+  try {
+    if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig)
+    else kc.loadFromDefault()
+  } catch (err) {
+    throw new ApplierOptionsError(`cannot load kubeconfig ${options.kubeconfig ?? '(default: $KUBECONFIG, ~/.kube/config or in-cluster)'}: ${(err as Error).message}; pass --kubeconfig PATH`)
+  }
+  if (kc.getCurrentCluster() === null) throw new ApplierOptionsError(`kubeconfig ${options.kubeconfig ?? '(default)'} has no current cluster; pass --kubeconfig PATH or set a current-context`)
+  const contextNamespace = kc.getContextObject(kc.getCurrentContext())?.namespace
+  const leaseNamespace = options.leaseNamespace ?? process.env.POD_NAMESPACE ?? contextNamespace ?? 'default'
+  const identity = options.identity ?? defaultIdentity()
+
+  const metrics = createApplierMetrics({ defaultMetrics: extras.defaultMetrics !== false })
+  const controller = new ApplierController({
+    kubeConfig: kc,
+    namespaces: options.namespaces,
+    takeOver: options.takeOver,
+    dryRun: options.dryRun,
+    identity,
+    resyncPeriodMs: options.resyncPeriodMs,
+    workers: options.workers,
+    logger,
+    metrics,
+    ...(extras.print !== undefined ? { print: extras.print } : {}),
+    ...(extras.watchBackoff !== undefined ? { watchBackoff: extras.watchBackoff } : {}),
+    ...(options.leaderElect
+      ? { leaderElection: { leaseName: options.leaseName, leaseNamespace, leaseDurationMs: options.leaseDurationMs, renewDeadlineMs: options.renewDeadlineMs, retryPeriodMs: options.retryPeriodMs } }
+      : {})
+  })
+  const health = await startHealthServer({ host: options.metricsHost, port: options.metricsPort, registry: metrics.registry, notReadyReason: () => controller.notReadyReason() })
+  try {
+    await controller.start()
+  } catch (err) {
+    await health.close()
+    throw err
+  }
+  logger.info({
+    namespaces: options.namespaces.length === 0 ? '(all)' : options.namespaces,
+    takeOver: options.takeOver,
+    dryRun: options.dryRun,
+    leaderElection: options.leaderElect ? { lease: `${leaseNamespace}/${options.leaseName}`, identity } : false,
+    metricsPort: health.port
+  }, 'applier started')
+
+  let stopping: Promise<void> | undefined
+  return {
+    options,
+    controller,
+    metrics,
+    logger,
+    metricsPort: health.port,
+    stop: (opts = {}) => {
+      stopping ??= (async () => {
+        await controller.stop(opts)
+        await health.close()
+      })()
+      return stopping
+    }
+  }
+}

@@ -1,0 +1,81 @@
+// `nim-admission apply`: turns the mutating webhook's nim-admission.io/hpa annotation into real
+// HorizontalPodAutoscalers, with leader election, probes and metrics.
+import type { Command } from 'commander'
+import { durationMs } from './serve.js'
+import { CliError } from './errors.js'
+
+const int = (name: string) => (value: string): number => {
+  if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a non-negative integer, got "${value}"`)
+  return Number(value)
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
+
+export function registerApplyCommand (program: Command): void {
+  program.command('apply')
+    .description('watch NIMServices and server-side apply the HPA rendered into their nim-admission.io/hpa annotation')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
+    .option('--namespace <name>', 'watch this namespace (repeatable; default: all namespaces)', collect, [])
+    .option('--take-over', 'adopt an HPA of the same name owned by someone else (server-side apply with force)', false)
+    .option('--dry-run', 'print what would be applied or deleted, write nothing', false)
+    .option('--leader-elect', 'elect one writing replica through a coordination.k8s.io Lease', false)
+    .option('--lease-name <name>', 'name of the Lease', 'nim-admission-applier')
+    .option('--lease-namespace <name>', 'namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig namespace)')
+    .option('--lease-duration <duration>', 'how long an unrenewed Lease holds', durationMs, 15_000)
+    .option('--renew-deadline <duration>', 'how long the leader retries renewing before it stops writing', durationMs, 10_000)
+    .option('--retry-period <duration>', 'interval between Lease attempts', durationMs, 2_000)
+    .option('--resync-period <duration>', 'reconcile every NIMService again this often (0 disables)', durationMs, 300_000)
+    .option('--workers <n>', 'concurrent reconciles', int('workers'), 2)
+    .option('--metrics-port <port>', 'plain-HTTP port for /healthz, /readyz and /metrics', int('metrics-port'), 9091)
+    .option('--metrics-host <host>', 'address to bind the metrics port to', '0.0.0.0')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+    .addHelpText('after', `
+Only HPAs labelled app.kubernetes.io/managed-by=nim-admission and controlled by their NIMService are
+updated or deleted; an HPA of the same name owned by anyone else is left alone and reported with an
+HPAConflict Event, unless --take-over.
+
+Examples:
+  $ nim-admission apply --dry-run                          # print the plan for every namespace
+  $ nim-admission apply --namespace llm --leader-elect     # in-cluster, one writer among replicas`)
+    .action(async (flags: Record<string, unknown>) => {
+      const { startApplier, ApplierOptionsError } = await import('../applier/run.js')
+      let applier: Awaited<ReturnType<typeof startApplier>>
+      try {
+        applier = await startApplier({
+          ...(flags.kubeconfig !== undefined ? { kubeconfig: flags.kubeconfig as string } : {}),
+          namespaces: flags.namespace as string[],
+          takeOver: flags.takeOver === true,
+          dryRun: flags.dryRun === true,
+          leaderElect: flags.leaderElect === true,
+          leaseName: flags.leaseName as string,
+          ...(flags.leaseNamespace !== undefined ? { leaseNamespace: flags.leaseNamespace as string } : {}),
+          leaseDurationMs: flags.leaseDuration as number,
+          renewDeadlineMs: flags.renewDeadline as number,
+          retryPeriodMs: flags.retryPeriod as number,
+          resyncPeriodMs: flags.resyncPeriod as number,
+          workers: flags.workers as number,
+          metricsPort: flags.metricsPort as number,
+          metricsHost: flags.metricsHost as string,
+          logLevel: flags.logLevel as never
+        })
+      } catch (err) {
+        if (err instanceof ApplierOptionsError) throw new CliError(`${err.code}: ${err.message}`, { code: err.code, exitCode: 2 })
+        throw err
+      }
+      let stopping = false
+      const stop = (signal: string): void => {
+        if (stopping) {
+          applier.logger.warn({ signal }, 'second signal: exiting now')
+          process.exit(1)
+        }
+        stopping = true
+        applier.logger.info({ signal }, 'signal received: releasing the lease and stopping')
+        applier.stop({ release: true }).then(() => process.exit(0), (err: unknown) => {
+          applier.logger.error({ err }, 'stop failed')
+          process.exit(1)
+        })
+      }
+      process.on('SIGTERM', () => stop('SIGTERM'))
+      process.on('SIGINT', () => stop('SIGINT'))
+    })
+}
