@@ -6,7 +6,7 @@
 import type { Cause, JsonObject } from './types.js'
 import { arr, has, int, obj, str } from './json.js'
 import { child, forbidden, index, invalid, notSupported, required } from './field.js'
-import { parseQuantity } from './quantity.js'
+import { canonicalQuantity, parseQuantity } from './quantity.js'
 import { defaultHpaSpec } from './hpa-defaults.js'
 
 const MAX_PERIOD_SECONDS = 1800
@@ -77,7 +77,7 @@ function validateMetricSpec (spec: JsonObject, path: string): Cause[] {
     if (present.length === 1) errs.push(...validate(obj(spec[name]) ?? {}, child(path, name)))
   }
 
-  const expected = SOURCE_FIELD[type]
+  const expected = Object.hasOwn(SOURCE_FIELD, type) ? SOURCE_FIELD[type] : undefined
   if (expected !== undefined) {
     if (!has(spec, expected)) {
       errs.push(required(child(path, expected), 'must populate information for the given metric source', 'NIM022'))
@@ -184,7 +184,7 @@ function validateMetricTarget (t: JsonObject, path: string): Cause[] {
   for (const name of ['value', 'averageValue']) {
     if (!has(t, name)) continue
     const q = parseQuantity(t[name])
-    if (q !== undefined && q.sign !== 1) errs.push(invalid(child(path, name), t[name], 'must be positive', 'NIM024'))
+    if (q !== undefined && q.sign !== 1) errs.push(invalid(child(path, name), canonicalQuantity(t[name]), 'must be positive', 'NIM024'))
   }
   const utilization = int(t.averageUtilization)
   if (utilization !== undefined && utilization < 1) {
@@ -246,7 +246,7 @@ function validateScalingRules (rules: JsonObject | undefined, path: string): Cau
   if (has(rules, 'tolerance')) {
     const q = parseQuantity(rules.tolerance)
     if (q !== undefined && q.sign < 0) {
-      errs.push(invalid(child(path, 'tolerance'), rules.tolerance, 'must be greater than or equal to 0', 'NIM029'))
+      errs.push(invalid(child(path, 'tolerance'), canonicalQuantity(rules.tolerance), 'must be greater than or equal to 0', 'NIM029'))
     }
   }
   return errs
