@@ -1,0 +1,141 @@
+// Every manifest the chart renders, for each certificate mode, accepted by a real kube-apiserver with
+// `kubectl apply --dry-run=server`: field validation is strict, the webhook configurations' rules and CEL
+// matchConditions are compiled, RBAC is checked, and PodSecurity admission (restricted, in warn mode on the
+// namespace) reports any workload that would break the restricted profile.
+//
+// The webhook configurations are only ever dry-run here: created for real, they would send NIMService requests to
+// a Service ClusterIP that nothing serves on this machine.
+//
+// The Prometheus Operator and cert-manager CRDs are not installed in the test apiserver; minimal stand-ins with
+// the real group, version, kind and scope (and a schema that keeps unknown fields) are created first, so those
+// objects are checked for kind, scope and metadata only, not for their spec fields.
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { after, before, describe, it } from 'node:test'
+import { stringify } from 'yaml'
+import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
+import { helmBinary, helmTemplate, type HelmTemplateOptions, type Manifest } from '../helpers/helm.js'
+import { kubectl, kubectlOk } from '../helpers/kube.js'
+
+const NS = 'nim-system'
+const APPLIER_NAMESPACES = ['team-a', 'team-b']
+
+if (!existsSync(apiserverBinary())) {
+  throw new Error(`the test kube-apiserver is not built (${apiserverBinary()}): run \`bash scripts/build-apiserver.sh\` (needs Go), or \`npm test\`, which builds it`)
+}
+
+/** A CRD that accepts any spec: enough to dry-run the chart's objects of that kind. */
+function stubCrd(group: string, kind: string, plural: string): object {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${group}` },
+    spec: {
+      group,
+      scope: 'Namespaced',
+      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } }
+        }
+      ]
+    }
+  }
+}
+
+const STUB_CRDS = [
+  stubCrd('monitoring.coreos.com', 'ServiceMonitor', 'servicemonitors'),
+  stubCrd('monitoring.coreos.com', 'PrometheusRule', 'prometheusrules'),
+  stubCrd('cert-manager.io', 'Issuer', 'issuers'),
+  stubCrd('cert-manager.io', 'Certificate', 'certificates')
+]
+
+/** Everything optional switched on, so that every template reaches the apiserver at least once. */
+const optional = {
+  metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } },
+  networkPolicy: { enabled: true },
+  applier: { enabled: true },
+  webhook: {
+    matchConditions: [
+      { name: 'not-gc', expression: "request.userInfo.username != 'system:serviceaccount:kube-system:generic-garbage-collector'" }
+    ]
+  }
+}
+
+const cases: [string, object, HelmTemplateOptions?][] = [
+  ['selfSigned (defaults)', {}],
+  ['selfSigned on upgrade', {}, { isUpgrade: true }],
+  ['selfSigned with every optional part', optional],
+  ['certManager with every optional part', { ...optional, certificates: { mode: 'certManager' } }],
+  ['certManager with an existing ClusterIssuer', { certificates: { mode: 'certManager', certManager: { issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } } } }],
+  ['existingSecret with a caBundle', { certificates: { mode: 'existingSecret', existingSecret: { name: 'my-tls', caBundle: Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64') } } }],
+  ['the applier limited to namespaces', { applier: { enabled: true, namespaces: APPLIER_NAMESPACES } }]
+]
+
+let apiserver: Apiserver | undefined
+let kubeconfig = ''
+
+function dryRun(manifests: Manifest[]): { status: number; output: string } {
+  const input = manifests.map((m) => stringify(m)).join('---\n')
+  const result = kubectl(kubeconfig, ['apply', '--dry-run=server', '--validate=strict', '-f', '-'], input)
+  return { status: result.status, output: result.output }
+}
+
+describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run=server)', () => {
+  before(async () => {
+    helmBinary()
+    apiserver = await startApiserver()
+    kubeconfig = apiserver.kubeconfig
+    // Namespaces are created for real: a namespaced dry-run needs its namespace. PodSecurity warns (and enforces)
+    // the restricted profile in the release namespace.
+    kubectlOk(kubeconfig, ['create', 'namespace', NS])
+    kubectlOk(kubeconfig, [
+      'label', 'namespace', NS,
+      'pod-security.kubernetes.io/enforce=restricted',
+      'pod-security.kubernetes.io/warn=restricted',
+      'pod-security.kubernetes.io/audit=restricted'
+    ])
+    for (const ns of APPLIER_NAMESPACES) kubectlOk(kubeconfig, ['create', 'namespace', ns])
+    kubectlOk(kubeconfig, ['apply', '-f', '-'], STUB_CRDS.map((c) => stringify(c)).join('---\n'))
+    kubectlOk(kubeconfig, ['wait', '--for', 'condition=established', '--timeout', '60s', ...STUB_CRDS.map((c) => `crd/${(c as { metadata: { name: string } }).metadata.name}`)])
+  }, { timeout: 600_000 })
+
+  after(async () => {
+    await apiserver?.stop()
+  })
+
+  for (const [name, values, opts] of cases) {
+    it(`accepts every manifest for ${name}`, async () => {
+      const manifests = await helmTemplate(values, { namespace: NS, ...opts })
+      const { status, output } = dryRun(manifests)
+      assert.equal(status, 0, `kubectl apply --dry-run=server failed:\n${output}`)
+      const accepted = output.split('\n').filter((l) => l.endsWith('(server dry run)'))
+      assert.equal(accepted.length, manifests.length, `one "(server dry run)" line per manifest:\n${output}`)
+      assert.doesNotMatch(output, /would violate PodSecurity/, 'every workload meets the restricted profile')
+      assert.doesNotMatch(output, /Warning:/, `no warnings:\n${output}`)
+    })
+  }
+
+  it('the PodSecurity check is live: a privilege-escalating container draws the warning', async () => {
+    const manifests = await helmTemplate({ securityContext: { allowPrivilegeEscalation: true } }, { namespace: NS })
+    const { status, output } = dryRun(manifests.filter((m) => m.kind === 'Deployment'))
+    assert.equal(status, 0, output)
+    assert.match(output, /would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false/)
+  })
+
+  it('the apiserver compiles matchConditions: a broken CEL expression is refused', async () => {
+    const manifests = await helmTemplate({ webhook: { matchConditions: [{ name: 'broken', expression: 'request.userInfo ==' }] } }, { namespace: NS })
+    const { status, output } = dryRun(manifests.filter((m) => m.kind === 'ValidatingWebhookConfiguration'))
+    assert.notEqual(status, 0)
+    assert.match(output, /matchConditions\[0\]\.expression: Invalid value/)
+  })
+
+  it('no webhook configuration was left in the apiserver', () => {
+    for (const kind of ['validatingwebhookconfigurations', 'mutatingwebhookconfigurations']) {
+      assert.equal(kubectlOk(kubeconfig, ['get', kind, '-o', 'name']).trim(), '', `${kind} exist`)
+    }
+  })
+})
