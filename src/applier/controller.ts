@@ -50,9 +50,16 @@ export interface ControllerOptions {
   print?: (line: string) => void
   /** Tests: the API calls, instead of the apiserver's. */
   kube?: ApplierKube
+  /** Tests: how to list NIMServices and make an informer, instead of the apiserver and client-node. */
+  informers?: InformerSource
 }
 
-type NimObject = KubernetesObject & KubeObject
+export interface InformerSource {
+  list (namespace: string | undefined): Promise<KubernetesListObject<NimObject>>
+  make (path: string, list: () => Promise<KubernetesListObject<NimObject>>): ListWatchLike
+}
+
+export type NimObject = KubernetesObject & KubeObject
 
 interface Scope {
   namespace: string | undefined
@@ -65,7 +72,7 @@ interface Scope {
 }
 
 /** The part of client-node's ListWatch the controller uses. */
-interface ListWatchLike {
+export interface ListWatchLike {
   on (verb: 'add' | 'update' | 'delete', cb: (obj: NimObject) => void): void
   on (verb: 'error', cb: (err?: unknown) => void): void
   start (): Promise<void>
@@ -100,8 +107,7 @@ export class ApplierController {
   private started = false
   private workers: Array<Promise<void>> = []
   private resyncTimer: NodeJS.Timeout | undefined
-  private customApi: { list (namespace: string | undefined): Promise<KubernetesListObject<NimObject>> } | undefined
-  private makeInformerFn: ((path: string, list: () => Promise<KubernetesListObject<NimObject>>) => ListWatchLike) | undefined
+  private informerSource: InformerSource | undefined
 
   constructor (opts: ControllerOptions) {
     this.opts = opts
@@ -144,13 +150,15 @@ export class ApplierController {
     const kc = this.opts.kubeConfig
     this.kube = this.opts.kube ?? await kubeApplierClient(kc, { instance: this.opts.identity })
     this.events = new EventRecorder(this.kube, { logger: this.log, metrics: this.opts.metrics })
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi)
-    this.customApi = {
-      list: async (namespace) => (namespace === undefined
-        ? await custom.listClusterCustomObject({ group: 'apps.nvidia.com', version: NIM_VERSION, plural: NIM_PLURAL })
-        : await custom.listNamespacedCustomObject({ group: 'apps.nvidia.com', version: NIM_VERSION, namespace, plural: NIM_PLURAL })) as KubernetesListObject<NimObject>
-    }
-    this.makeInformerFn = (path, list) => k8s.makeInformer<NimObject>(kc, path, list) as unknown as ListWatchLike
+    this.informerSource = this.opts.informers ?? ((): InformerSource => {
+      const custom = kc.makeApiClient(k8s.CustomObjectsApi)
+      return {
+        list: async (namespace) => (namespace === undefined
+          ? await custom.listClusterCustomObject({ group: 'apps.nvidia.com', version: NIM_VERSION, plural: NIM_PLURAL })
+          : await custom.listNamespacedCustomObject({ group: 'apps.nvidia.com', version: NIM_VERSION, namespace, plural: NIM_PLURAL })) as KubernetesListObject<NimObject>,
+        make: (path, list) => k8s.makeInformer<NimObject>(kc, path, list) as unknown as ListWatchLike
+      }
+    })()
 
     const le = this.opts.leaderElection
     if (le === undefined) {
@@ -222,7 +230,7 @@ export class ApplierController {
     const previous = [...(scope.informer?.list() ?? [])]
     const current = (): boolean => generation === scope.generation && !this.stopped
     const list = async (): Promise<KubernetesListObject<NimObject>> => {
-      const result = await (this.customApi as NonNullable<typeof this.customApi>).list(scope.namespace)
+      const result = await (this.informerSource as InformerSource).list(scope.namespace)
       // The informer adds the items right after this resolves; look at its cache on the next turn.
       setImmediate(() => {
         if (!current()) return
@@ -239,7 +247,7 @@ export class ApplierController {
       })
       return result
     }
-    const informer = (this.makeInformerFn as NonNullable<typeof this.makeInformerFn>)(this.path(scope.namespace), list)
+    const informer = (this.informerSource as InformerSource).make(this.path(scope.namespace), list)
     scope.informer = informer
     informer.on('add', (obj) => { if (current()) this.onAdd(obj) })
     informer.on('update', (obj) => { if (current()) this.onUpdate(obj) })
