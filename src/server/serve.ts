@@ -57,7 +57,7 @@ export async function startServer (partial: Partial<ServeOptions> = {}, logger?:
   const readiness = {
     notReadyReason (): string | undefined {
       if (draining) return 'shutting down'
-      if (reloader.current().notAfter.getTime() <= Date.now()) return 'serving certificate has expired'
+      if (reloader.isServingExpired()) return 'serving certificate has expired'
       if (load.inFlight >= options.maxInFlight) return 'overloaded'
       return undefined
     }

@@ -68,3 +68,25 @@ test('on shutdown, /readyz fails at once while reviews are still answered during
     await assert.rejects(postReview(`https://127.0.0.1:${server.port}/validate`, review(autoscaled()), { ca }), 'closed after the drain')
   })
 })
+
+test('with --client-ca, requires and verifies a client certificate (mutual TLS)', async () => {
+  const { execFileSync } = await import('node:child_process')
+  const dir = mkdtempSync(join(tmpdir(), 'nim-mtls-'))
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client-ca.key', '-out', 'client-ca.crt', '-days', '1', '-subj', '/CN=apiserver-client-ca')
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=kube-apiserver')
+  ssl('x509', '-req', '-in', 'client.csr', '-CA', 'client-ca.crt', '-CAkey', 'client-ca.key', '-CAcreateserial', '-out', 'client.crt', '-days', '1')
+  const server = await startServer({ host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, certDir: join(dir, 'serving'), shutdownDelayMs: 0, clientCaFile: join(dir, 'client-ca.crt') }, pino({ level: 'silent' }))
+  try {
+    const ca = readFileSync(server.caPath, 'utf8')
+    const { Agent } = await import('node:https')
+    const withCert = new Agent({ ca, cert: readFileSync(join(dir, 'client.crt')), key: readFileSync(join(dir, 'client.key')) })
+    const ok = await postReview(`https://127.0.0.1:${server.port}/validate`, review(autoscaled()), { ca, agent: withCert })
+    assert.equal(ok.json().response.allowed, true)
+    withCert.destroy()
+    await assert.rejects(postReview(`https://127.0.0.1:${server.port}/validate`, review(autoscaled()), { ca }), 'no client certificate, no answer')
+  } finally {
+    await server.shutdown()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
