@@ -10,11 +10,14 @@
 // the real group, version, kind and scope (and a schema that keeps unknown fields) are created first, so those
 // objects are checked for kind, scope and metadata only, not for their spec fields.
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { stringify } from 'yaml'
+import { parse as parseYaml, stringify } from 'yaml'
 import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
-import { helmBinary, helmTemplate, type HelmTemplateOptions, type Manifest } from '../helpers/helm.js'
+import { helmBinary, helmTemplate, repoRoot, type HelmTemplateOptions, type Manifest } from '../helpers/helm.js'
 import { kubectl, kubectlOk } from '../helpers/kube.js'
 
 const NS = 'nim-system'
@@ -72,7 +75,8 @@ const cases: [string, object, HelmTemplateOptions?][] = [
   ['certManager with every optional part', { ...optional, certificates: { mode: 'certManager' } }],
   ['certManager with an existing ClusterIssuer', { certificates: { mode: 'certManager', certManager: { issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } } } }],
   ['existingSecret with a caBundle', { certificates: { mode: 'existingSecret', existingSecret: { name: 'my-tls', caBundle: Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64') } } }],
-  ['the applier limited to namespaces', { applier: { enabled: true, namespaces: APPLIER_NAMESPACES } }]
+  ['the applier limited to namespaces', { applier: { enabled: true, namespaces: APPLIER_NAMESPACES } }],
+  ['the longest full name (50 characters)', { ...optional, fullnameOverride: 'n'.repeat(50) }]
 ]
 
 let apiserver: Apiserver | undefined
@@ -131,6 +135,92 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
     const { status, output } = dryRun(manifests.filter((m) => m.kind === 'ValidatingWebhookConfiguration'))
     assert.notEqual(status, 0)
     assert.match(output, /matchConditions\[0\]\.expression: Invalid value/)
+  })
+
+  describe('the selfSigned certificate Jobs, run as their ServiceAccount', () => {
+    // The hook RBAC is created for real (it is not a webhook configuration), then the Jobs' own container args
+    // run through the CLI with a token of the Jobs' ServiceAccount: the chart's RBAC must be enough, and no more.
+    const RELEASE_FULLNAME = 'nim-nim-admission'
+    const SA = `system:serviceaccount:${NS}:${RELEASE_FULLNAME}-certs`
+    let manifests: Manifest[]
+    let saKubeconfig = ''
+    let dir = ''
+
+    before(async () => {
+      manifests = await helmTemplate({}, { namespace: NS, isUpgrade: true })
+      const rbac = manifests.filter((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'certs' && m.kind !== 'Job')
+      assert.deepEqual(rbac.map((m) => m.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ServiceAccount'])
+      kubectlOk(kubeconfig, ['apply', '-f', '-'], rbac.map((m) => stringify(m)).join('---\n'))
+      const token = kubectlOk(kubeconfig, ['create', 'token', '-n', NS, `${RELEASE_FULLNAME}-certs`]).trim()
+      // The same cluster and CA as the admin kubeconfig, with the ServiceAccount's token instead of its client certificate.
+      const admin = parseYaml(readFileSync(kubeconfig, 'utf8')) as { clusters: { name: string; cluster: object }[] }
+      const cluster = admin.clusters[0] as { name: string; cluster: object }
+      dir = mkdtempSync(join(tmpdir(), 'nim-admission-certs-job-'))
+      saKubeconfig = join(dir, 'kubeconfig')
+      writeFileSync(saKubeconfig, stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [cluster],
+        users: [{ name: 'certs-job', user: { token } }],
+        contexts: [{ name: 'certs-job', context: { cluster: cluster.name, user: 'certs-job', namespace: NS } }],
+        'current-context': 'certs-job'
+      }))
+    })
+
+    after(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true })
+    })
+
+    /** Runs a container of the rendered Job through the CLI (from source) as the Jobs' ServiceAccount. */
+    function runContainer(jobName: string, container: 'generate' | 'inject'): { status: number; output: string } {
+      const job = manifests.find((m) => m.kind === 'Job' && m.metadata.name === jobName) as Manifest
+      const spec = (job.spec as { template: { spec: { containers: { name: string; args: string[] }[]; initContainers?: { name: string; args: string[] }[] } } }).template.spec
+      const c = [...spec.containers, ...(spec.initContainers ?? [])].find((x) => x.name === container)
+      assert.ok(c, `${jobName} has a ${container} container`)
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), ...c.args, '--kubeconfig', saKubeconfig], {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        timeout: 60_000
+      })
+      return { status: r.status ?? -1, output: `${r.stdout}${r.stderr}` }
+    }
+
+    it('certs generate creates the serving and CA Secrets, and a second run (read, keep) is allowed too', () => {
+      for (let run = 1; run <= 2; run++) {
+        const { status, output } = runContainer(`${RELEASE_FULLNAME}-certs`, 'generate')
+        assert.equal(status, 0, `run ${run}:\n${output}`)
+      }
+      const secret = JSON.parse(kubectlOk(kubeconfig, ['get', 'secret', '-n', NS, `${RELEASE_FULLNAME}-tls`, '-o', 'json'])) as { type: string; data: Record<string, string> }
+      assert.equal(secret.type, 'kubernetes.io/tls')
+      assert.deepEqual(Object.keys(secret.data).sort(), ['ca.crt', 'tls.crt', 'tls.key'])
+      kubectlOk(kubeconfig, ['get', 'secret', '-n', NS, `${RELEASE_FULLNAME}-tls-ca`])
+    })
+
+    it('certs inject may read the webhook configurations of its name (absent here: not found, not forbidden)', () => {
+      const { status, output } = runContainer(`${RELEASE_FULLNAME}-certs-inject`, 'inject')
+      assert.notEqual(status, 0)
+      assert.match(output, new RegExp(`no ValidatingWebhookConfiguration or MutatingWebhookConfiguration named ${RELEASE_FULLNAME}`))
+      assert.doesNotMatch(output, /forbidden/i)
+    })
+
+    for (const [verb, resource, allowed] of [
+      ['get', `secrets/${RELEASE_FULLNAME}-tls`, 'yes'],
+      ['update', `secrets/${RELEASE_FULLNAME}-tls-ca`, 'yes'],
+      ['create', 'secrets', 'yes'],
+      ['list', 'secrets', 'no'],
+      ['get', 'secrets/some-other-secret', 'no'],
+      ['delete', `secrets/${RELEASE_FULLNAME}-tls`, 'no'],
+      ['update', `validatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'yes'],
+      ['update', `mutatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'yes'],
+      ['update', 'validatingwebhookconfigurations/someone-elses', 'no'],
+      ['list', 'validatingwebhookconfigurations', 'no'],
+      ['get', 'pods', 'no']
+    ] as const) {
+      it(`the Jobs' ServiceAccount ${allowed === 'yes' ? 'may' : 'may not'} ${verb} ${resource}`, () => {
+        const r = kubectl(kubeconfig, ['auth', 'can-i', verb, resource, '-n', NS, '--as', SA])
+        assert.equal(r.stdout.trim(), allowed, r.output)
+      })
+    }
   })
 
   it('no webhook configuration was left in the apiserver', () => {

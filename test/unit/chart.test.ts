@@ -11,8 +11,9 @@ const NS = 'nim-system'
 const RELEASE = 'nim'
 const FULLNAME = 'nim-nim-admission'
 const TLS_SECRET = `${FULLNAME}-tls`
-const VALIDATING = `${FULLNAME}-validating`
-const MUTATING = `${FULLNAME}-mutating`
+const CA_SECRET = `${TLS_SECRET}-ca`
+/** Both webhook configurations are named after the release: `certs inject --webhook NAME` updates both kinds. */
+const WEBHOOK_CONFIG = FULLNAME
 
 type Obj = Record<string, unknown>
 
@@ -195,14 +196,14 @@ describe('helm chart charts/nim-admission', () => {
         `Deployment/${FULLNAME}`,
         `Job/${FULLNAME}-certs`,
         `Job/${FULLNAME}-certs-inject`,
-        `MutatingWebhookConfiguration/${MUTATING}`,
+        `MutatingWebhookConfiguration/${WEBHOOK_CONFIG}`,
         `PodDisruptionBudget/${FULLNAME}`,
         `Role/${FULLNAME}-certs`,
         `RoleBinding/${FULLNAME}-certs`,
         `Service/${FULLNAME}`,
         `ServiceAccount/${FULLNAME}`,
         `ServiceAccount/${FULLNAME}-certs`,
-        `ValidatingWebhookConfiguration/${VALIDATING}`
+        `ValidatingWebhookConfiguration/${WEBHOOK_CONFIG}`
       ])
     })
 
@@ -331,21 +332,21 @@ describe('helm chart charts/nim-admission', () => {
       }
     })
 
-    it('gives the certificate Jobs only their Secret and the two webhook configurations', () => {
+    it('gives the certificate Jobs only their two Secrets and the webhook configurations of their name', () => {
       const role = one(manifests, 'Role', `${FULLNAME}-certs`)
       assert.deepEqual(permissions(role), [
         '/secrets[*any*]:create',
+        `/secrets[${CA_SECRET}]:get`,
+        `/secrets[${CA_SECRET}]:update`,
         `/secrets[${TLS_SECRET}]:get`,
         `/secrets[${TLS_SECRET}]:update`
       ])
       const clusterRole = one(manifests, 'ClusterRole', `${NS}-${FULLNAME}-certs`)
       assert.deepEqual(permissions(clusterRole), [
-        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${MUTATING}]:get`,
-        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${MUTATING}]:patch`,
-        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${MUTATING}]:update`,
-        `admissionregistration.k8s.io/validatingwebhookconfigurations[${VALIDATING}]:get`,
-        `admissionregistration.k8s.io/validatingwebhookconfigurations[${VALIDATING}]:patch`,
-        `admissionregistration.k8s.io/validatingwebhookconfigurations[${VALIDATING}]:update`
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:update`,
+        `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
+        `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:update`
       ])
       for (const m of [role, clusterRole, ...find(manifests, 'RoleBinding'), ...find(manifests, 'ClusterRoleBinding')]) {
         assert.match(m.metadata.annotations?.['helm.sh/hook'] ?? '', /pre-install.*post-install/, `${m.kind} exists only while hooks run`)
@@ -374,9 +375,37 @@ describe('helm chart charts/nim-admission', () => {
       assert.equal(podSpec(generate).initContainers, undefined, 'nothing to inject into before the first install')
       const injArgs = podSpec(inject).containers[0]?.args ?? []
       assert.deepEqual(injArgs.slice(0, 2), ['certs', 'inject'])
-      assert.deepEqual(argValues(injArgs, '--webhook'), [VALIDATING, MUTATING])
+      assert.deepEqual(argValues(injArgs, '--webhook'), [WEBHOOK_CONFIG])
       assert.equal(argValue(injArgs, '--secret'), TLS_SECRET)
+      assert.equal(argValue(injArgs, '--secret-namespace'), NS)
     })
+  })
+
+  it('with only the validating webhook, the certificate Jobs may update only that configuration', async () => {
+    const manifests = await helmTemplate({ webhook: { mutating: { enabled: false } } })
+    assert.deepEqual(find(manifests, 'MutatingWebhookConfiguration'), [])
+    // `certs inject` reads both kinds of the name and skips the missing one (404), so it may read but not write it.
+    assert.deepEqual(permissions(one(manifests, 'ClusterRole')), [
+      `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
+      `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
+      `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:update`
+    ])
+  })
+
+  it('a 50-character full name keeps every name and label Kubernetes limits within 63 characters', async () => {
+    const long = 'a'.repeat(60)
+    const manifests = await helmTemplate({ ...everything, fullnameOverride: long.slice(0, 50) })
+    for (const m of manifests) {
+      if (['Service', 'Job', 'Deployment'].includes(m.kind)) {
+        assert.ok(m.metadata.name.length <= 63, `${m.kind} ${m.metadata.name} is ${m.metadata.name.length} characters`)
+      }
+      for (const [k, v] of Object.entries({ ...m.metadata.labels, ...(dig(m, 'spec.template.metadata.labels') as object) })) {
+        assert.ok(String(v).length <= 63, `label ${k} of ${m.kind} ${m.metadata.name} is too long`)
+      }
+    }
+    const refused = await helmTemplateRaw({ fullnameOverride: long })
+    assert.notEqual(refused.code, 0)
+    assert.match(refused.stderr, /fullnameOverride': maxLength: got 60, want 50/)
   })
 
   it('on upgrade the pre-upgrade Job generates, then injects, in one pod', async () => {
@@ -384,7 +413,7 @@ describe('helm chart charts/nim-admission', () => {
     const spec = podSpec(one(manifests, 'Job', `${FULLNAME}-certs`))
     assert.deepEqual(spec.initContainers?.map((c) => c.args?.slice(0, 2)), [['certs', 'generate']])
     assert.deepEqual(spec.containers.map((c) => c.args?.slice(0, 2)), [['certs', 'inject']])
-    assert.deepEqual(argValues(spec.containers[0]?.args ?? [], '--webhook'), [VALIDATING, MUTATING])
+    assert.deepEqual(argValues(spec.containers[0]?.args ?? [], '--webhook'), [WEBHOOK_CONFIG])
   })
 
   it('uses the release namespace in the exclusion and adds excludeNamespaces and selector terms', async () => {

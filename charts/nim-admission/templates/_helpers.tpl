@@ -5,17 +5,18 @@
 
 {{/*
 Full name: <release>-<chart>, or the release name alone when it already contains the chart name.
-Truncated to 52 characters so that suffixes such as "-validating" keep names under 63.
+Truncated to 50 characters so that the longest suffixed name whose length Kubernetes limits to 63 (the Job
+"<fullname>-certs-inject", whose name becomes a label value) still fits.
 */}}
 {{- define "nim-admission.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -71,12 +72,12 @@ app.kubernetes.io/component: applier
 {{- printf "%s-certs" (include "nim-admission.fullname" .) }}
 {{- end }}
 
-{{- define "nim-admission.validatingName" -}}
-{{- printf "%s-validating" (include "nim-admission.fullname" .) }}
-{{- end }}
-
-{{- define "nim-admission.mutatingName" -}}
-{{- printf "%s-mutating" (include "nim-admission.fullname" .) }}
+{{/*
+Both webhook configurations share the full name: `certs inject --webhook NAME` updates the Validating and the
+Mutating configuration of that name, so one name covers both.
+*/}}
+{{- define "nim-admission.webhookConfigName" -}}
+{{- include "nim-admission.fullname" . }}
 {{- end }}
 
 {{/* Name of the Secret with tls.crt, tls.key and ca.crt that the server mounts. */}}
@@ -179,7 +180,7 @@ caBundle: {{ $root.Values.certificates.existingSecret.caBundle }}
 {{- end }}
 {{- end }}
 
-{{/* A container of the certificate hook Jobs: (list $ "generate") or (list $ "inject" $webhookNames). */}}
+{{/* A container of the certificate hook Jobs: (list $ "generate") or (list $ "inject"). */}}
 {{- define "nim-admission.certsContainer" -}}
 {{- $root := index . 0 }}
 {{- $cmd := index . 1 }}
@@ -206,12 +207,12 @@ args:
   - {{ . | quote }}
 {{- end }}
 {{- else }}
-{{- range (index . 2) }}
   - --webhook
-  - {{ . }}
-{{- end }}
+  - {{ include "nim-admission.webhookConfigName" $root }}
   - --secret
   - {{ $secret }}
+  - --secret-namespace
+  - {{ $root.Release.Namespace }}
 {{- end }}
 env:
   - name: POD_NAMESPACE
