@@ -63,7 +63,10 @@ export type NimObject = KubernetesObject & KubeObject
 
 interface Scope {
   namespace: string | undefined
+  /** The informer running now (or the one that failed last, until the next relist). */
   informer: ListWatchLike | undefined
+  /** The informer that completed the last successful list: what the controller knows, stale or not. */
+  cache: ListWatchLike | undefined
   generation: number
   synced: boolean
   failures: number
@@ -115,7 +118,7 @@ export class ApplierController {
     const retry = opts.retryBackoff ?? { initialMs: 500, maxMs: 60_000 }
     this.queue = new WorkQueue({ baseDelayMs: retry.initialMs, maxDelayMs: retry.maxMs, onDepth: (d) => opts.metrics.queueDepth.set(d) })
     const namespaces = [...new Set(opts.namespaces)]
-    const scope = (namespace: string | undefined): Scope => ({ namespace, informer: undefined, generation: 0, synced: false, failures: 0, lastError: undefined, timer: undefined })
+    const scope = (namespace: string | undefined): Scope => ({ namespace, informer: undefined, cache: undefined, generation: 0, synced: false, failures: 0, lastError: undefined, timer: undefined })
     this.scopes = namespaces.length === 0 ? [scope(undefined)] : namespaces.map(scope)
     opts.metrics.watchSynced.set(0)
     opts.metrics.leader.set(opts.leaderElection === undefined ? 1 : 0)
@@ -213,7 +216,7 @@ export class ApplierController {
 
   private enqueueAll (): void {
     for (const scope of this.scopes) {
-      for (const obj of scope.informer?.list() ?? []) this.queue.add(keyOf(obj))
+      for (const obj of scope.cache?.list() ?? []) this.queue.add(keyOf(obj))
     }
     for (const key of this.tombstones.keys()) this.queue.add(key)
   }
@@ -227,18 +230,19 @@ export class ApplierController {
   private startScope (scope: Scope): void {
     if (this.stopped) return
     const generation = ++scope.generation
-    const previous = [...(scope.informer?.list() ?? [])]
     const current = (): boolean => generation === scope.generation && !this.stopped
+    const self: { informer?: ListWatchLike } = {}
     const list = async (): Promise<KubernetesListObject<NimObject>> => {
       const result = await (this.informerSource as InformerSource).list(scope.namespace)
       // The informer adds the items right after this resolves; look at its cache on the next turn.
       setImmediate(() => {
-        if (!current()) return
-        if (previous.length > 0) {
-          const now = new Set((scope.informer?.list() ?? []).map(keyOf))
-          for (const gone of previous) if (!now.has(keyOf(gone))) this.onDelete(gone)
-          previous.length = 0
-        }
+        const informer = self.informer
+        if (!current() || informer === undefined) return
+        // What the last good list knew and this one lacks was deleted while the watch was down.
+        const previous = scope.cache !== undefined && scope.cache !== informer ? [...scope.cache.list()] : []
+        scope.cache = informer
+        const now = new Set(informer.list().map(keyOf))
+        for (const gone of previous) if (!now.has(keyOf(gone))) this.onDelete(gone)
         if (!scope.synced) this.log.info({ namespace: scope.namespace ?? '(all)', items: result.items?.length ?? 0 }, 'NIMService watch synced')
         scope.synced = true
         scope.failures = 0
@@ -247,13 +251,14 @@ export class ApplierController {
       })
       return result
     }
-    const informer = (this.informerSource as InformerSource).make(this.path(scope.namespace), list)
-    scope.informer = informer
-    informer.on('add', (obj) => { if (current()) this.onAdd(obj) })
-    informer.on('update', (obj) => { if (current()) this.onUpdate(obj) })
-    informer.on('delete', (obj) => { if (current()) this.onDelete(obj) })
-    informer.on('error', (err) => { if (current()) this.onWatchError(scope, informer, err) })
-    void informer.start().catch((err: unknown) => { if (current()) this.onWatchError(scope, informer, err) })
+    const active = (this.informerSource as InformerSource).make(this.path(scope.namespace), list)
+    self.informer = active
+    scope.informer = active
+    active.on('add', (obj) => { if (current()) this.onAdd(obj) })
+    active.on('update', (obj) => { if (current()) this.onUpdate(obj) })
+    active.on('delete', (obj) => { if (current()) this.onDelete(obj) })
+    active.on('error', (err) => { if (current()) this.onWatchError(scope, active, err) })
+    void active.start().catch((err: unknown) => { if (current()) this.onWatchError(scope, active, err) })
   }
 
   private onWatchError (scope: Scope, informer: ListWatchLike, err: unknown): void {
@@ -266,7 +271,7 @@ export class ApplierController {
     scope.failures++
     this.opts.metrics.watchRestarts.inc({ reason: status === 410 ? 'gone' : 'error' })
     this.log.warn({ namespace: scope.namespace ?? '(all)', err: scope.lastError, retryInMs: delay }, 'NIMService watch failed: relisting after backoff')
-    // Stop this informer for good; its cache stays readable (lookups meanwhile, and the diff on relist).
+    // Stop this informer for good; the last synced cache stays readable (lookups meanwhile, and the diff on relist).
     scope.generation++
     void informer.stop()
     clearTimeout(scope.timer)
@@ -308,7 +313,8 @@ export class ApplierController {
   private lookup (namespace: string, name: string): NimObject | undefined {
     for (const scope of this.scopes) {
       if (scope.namespace !== undefined && scope.namespace !== namespace) continue
-      const found = scope.informer?.get(name, namespace)
+      // The running informer first (it may be relisting: what it has is newest), then the last synced cache.
+      const found = scope.informer?.get(name, namespace) ?? scope.cache?.get(name, namespace)
       if (found !== undefined) return found
     }
     return undefined
