@@ -8,7 +8,12 @@
 //
 // The Prometheus Operator and cert-manager CRDs are not installed in the test apiserver; minimal stand-ins with
 // the real group, version, kind and scope (and a schema that keeps unknown fields) are created first, so those
-// objects are checked for kind, scope and metadata only, not for their spec fields.
+// objects are checked for kind, scope and metadata only, not for their spec fields. The NIM Operator's NIMService
+// CRD (vendored in schemas/upstream) is installed so that RBAC checks on nimservices resolve.
+//
+// Beyond the dry-run, the RBAC of the certificate Jobs and of the applier is created for real: the Jobs' own
+// container args run through the CLI with a token of their ServiceAccount, and `kubectl auth can-i` pins what each
+// ServiceAccount may and may not do.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -18,6 +23,7 @@ import { after, before, describe, it } from 'node:test'
 import { parse as parseYaml, stringify } from 'yaml'
 import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
 import { helmBinary, helmTemplate, repoRoot, type HelmTemplateOptions, type Manifest } from '../helpers/helm.js'
+import { upstreamCrd } from '../helpers/crd.js'
 import { kubectl, kubectlOk } from '../helpers/kube.js'
 
 const NS = 'nim-system'
@@ -103,8 +109,10 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
       'pod-security.kubernetes.io/audit=restricted'
     ])
     for (const ns of APPLIER_NAMESPACES) kubectlOk(kubeconfig, ['create', 'namespace', ns])
-    kubectlOk(kubeconfig, ['apply', '-f', '-'], STUB_CRDS.map((c) => stringify(c)).join('---\n'))
-    kubectlOk(kubeconfig, ['wait', '--for', 'condition=established', '--timeout', '60s', ...STUB_CRDS.map((c) => `crd/${(c as { metadata: { name: string } }).metadata.name}`)])
+    // The NIM Operator's own NIMService CRD, so RBAC questions about nimservices resolve; no webhook is registered.
+    const crds = [...STUB_CRDS, upstreamCrd()]
+    kubectlOk(kubeconfig, ['apply', '--server-side', '-f', '-'], crds.map((c) => stringify(c)).join('---\n'))
+    kubectlOk(kubeconfig, ['wait', '--for', 'condition=established', '--timeout', '60s', ...crds.map((c) => `crd/${(c as { metadata: { name: string } }).metadata.name}`)])
   }, { timeout: 600_000 })
 
   after(async () => {
@@ -218,6 +226,34 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
     ] as const) {
       it(`the Jobs' ServiceAccount ${allowed === 'yes' ? 'may' : 'may not'} ${verb} ${resource}`, () => {
         const r = kubectl(kubeconfig, ['auth', 'can-i', verb, resource, '-n', NS, '--as', SA])
+        assert.equal(r.stdout.trim(), allowed, r.output)
+      })
+    }
+  })
+
+  describe('the applier ServiceAccount', () => {
+    const SA = `system:serviceaccount:${NS}:nim-nim-admission-applier`
+    before(async () => {
+      // RBAC only, created for real so that the apiserver's authorizer can answer for it.
+      const manifests = await helmTemplate({ applier: { enabled: true } }, { namespace: NS })
+      const rbac = manifests.filter((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'applier' && !['Deployment', 'PodDisruptionBudget'].includes(m.kind))
+      kubectlOk(kubeconfig, ['apply', '-f', '-'], rbac.map((m) => stringify(m)).join('---\n'))
+    })
+
+    for (const [verb, resource, ns, allowed] of [
+      ['watch', 'nimservices.apps.nvidia.com', 'team-a', 'yes'],
+      ['update', 'nimservices.apps.nvidia.com', 'team-a', 'no'],
+      ['patch', 'horizontalpodautoscalers.autoscaling', 'team-a', 'yes'],
+      ['create', 'horizontalpodautoscalers.autoscaling', 'team-a', 'yes'],
+      ['delete', 'horizontalpodautoscalers.autoscaling', 'team-a', 'yes'],
+      ['create', 'events', 'team-a', 'yes'],
+      ['get', 'secrets', 'team-a', 'no'],
+      ['update', 'leases.coordination.k8s.io/nim-nim-admission-applier', NS, 'yes'],
+      ['update', 'leases.coordination.k8s.io/kube-controller-manager', NS, 'no'],
+      ['create', 'leases.coordination.k8s.io', 'team-a', 'no']
+    ] as const) {
+      it(`${allowed === 'yes' ? 'may' : 'may not'} ${verb} ${resource} in ${ns}`, () => {
+        const r = kubectl(kubeconfig, ['auth', 'can-i', verb, resource, '-n', ns, '--as', SA])
         assert.equal(r.stdout.trim(), allowed, r.output)
       })
     }

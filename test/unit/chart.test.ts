@@ -602,9 +602,11 @@ describe('helm chart charts/nim-admission', () => {
       assert.equal(lease.metadata.namespace, NS)
       assert.deepEqual(permissions(lease), [
         'coordination.k8s.io/leases[*any*]:create',
-        'coordination.k8s.io/leases[*any*]:get',
-        'coordination.k8s.io/leases[*any*]:update'
+        `coordination.k8s.io/leases[${FULLNAME}-applier]:get`,
+        `coordination.k8s.io/leases[${FULLNAME}-applier]:update`
       ])
+      assert.equal(argValue(args, '--lease-name'), `${FULLNAME}-applier`)
+      assert.equal(argValue(args, '--lease-namespace'), NS)
     })
   })
 
