@@ -89,18 +89,19 @@ const lenientUtf8 = new TextDecoder('utf-8')
 /** Bytes to text, or the reason they are not a YAML or JSON text (binary, not UTF-8, empty). */
 export function decodeText (file: string, bytes: Uint8Array): Source | InputError {
   let text: string
+  let invalid = -1
   try {
     text = strictUtf8.decode(bytes)
   } catch {
-    const lenient = lenientUtf8.decode(bytes)
-    const at = lenient.indexOf('\uFFFD')
-    return { file, ...positionOf(lenient, Math.max(at, 0)), message: 'not a text file: invalid UTF-8 (binary content?)' }
+    text = lenientUtf8.decode(bytes)
+    invalid = text.indexOf('\uFFFD')
   }
   const control = CONTROL.exec(text)
-  if (control !== null) {
+  if (control !== null && (invalid === -1 || control.index < invalid)) {
     const code = control[0].charCodeAt(0).toString(16).padStart(2, '0')
     return { file, ...positionOf(text, control.index), message: `not a text file: control character 0x${code} (binary content?)` }
   }
+  if (invalid !== -1) return { file, ...positionOf(text, invalid), message: 'not a text file: invalid UTF-8 (binary content?)' }
   if (text.trim() === '') return { file, line: 1, column: 1, message: 'empty input: no YAML or JSON document' }
   return { file, text }
 }
