@@ -4,7 +4,12 @@
 // No controller-manager runs here: no garbage collector, so every HPA deletion seen is the applier's own.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
 import { stringify } from 'yaml'
 import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
 import { kubectl, kubectlOk, waitFor } from '../helpers/kube.js'
@@ -12,6 +17,7 @@ import { upstreamCrd } from '../helpers/crd.js'
 import { autoscaled } from '../helpers/nimservice.js'
 import { mutateNIMService, HPA_ANNOTATION, HPA_SHA_ANNOTATION } from '../../src/nimservice/index.js'
 import { startApplier, type ApplierOptions, type RunningApplier } from '../../src/applier/run.js'
+import { startServer, type RunningServer } from '../../src/server/serve.js'
 
 type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -24,6 +30,7 @@ if (missing) process.stderr.write(`# applier e2e skipped: ${why}\n`)
 const MAIN_NS = 'applier-main'
 const DRY_NS = 'applier-dry'
 const LE_NS = 'applier-le'
+const HOOK_NS = 'applier-webhook'
 
 let api: Apiserver
 let kubeconfig: string
@@ -41,6 +48,13 @@ const getJson = (args: string[]): Json | undefined => {
 }
 const hpaOf = (ns: string, name: string): Json | undefined => getJson(['-n', ns, 'hpa', name])
 const nimOf = (ns: string, name: string): Json => getJson(['-n', ns, 'nimservice', name]) as Json
+/** kubectl without blocking the event loop: needed when the call goes through the webhook served by this process. */
+async function kAsync (args: string[], input?: string): Promise<string> {
+  const child = promisify(execFile)('kubectl', ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 })
+  if (input !== undefined) child.child.stdin?.end(input)
+  const { stdout } = await child
+  return stdout
+}
 
 /** What the mutating webhook would make of `object` on CREATE or UPDATE: the object with its annotations. */
 function mutated (object: Json, ns: string, oldObject?: Json): Json {
@@ -103,21 +117,25 @@ const timings: Record<string, number> = {}
 
 describe('nim-admission apply against a real kube-apiserver', { skip: missing ? why : false, timeout: 150_000 }, () => {
   let main: RunningApplier
+  let webhook: RunningServer | undefined
+  let certDir: string | undefined
 
   before(async () => {
     api = await startApiserver()
     kubeconfig = api.kubeconfig
-    for (const ns of [MAIN_NS, DRY_NS, LE_NS]) k(['create', 'namespace', ns])
+    for (const ns of [MAIN_NS, DRY_NS, LE_NS, HOOK_NS]) k(['create', 'namespace', ns])
   })
 
   after(async () => {
     await Promise.all(running.map((a) => a.stop()))
+    await webhook?.shutdown()
+    if (certDir !== undefined) rmSync(certDir, { recursive: true, force: true })
     await api?.stop()
     process.stdout.write(`# applier e2e timings (ms): ${JSON.stringify(timings)}\n`)
   })
 
   test('not ready until the NIMService watch syncs: started before the CRD exists, it relists with backoff and becomes ready', async () => {
-    main = await startOne({ namespaces: [MAIN_NS] })
+    main = await startOne({ namespaces: [MAIN_NS, HOOK_NS] })
     const early = await probe(main, '/readyz')
     assert.equal(early.status, 503)
     assert.match(early.body, /not synced/)
@@ -227,6 +245,55 @@ describe('nim-admission apply against a real kube-apiserver', { skip: missing ? 
     updateNim(MAIN_NS, 'taken', (spec) => { spec.scale.enabled = false })
     await new Promise((resolve) => setTimeout(resolve, 500))
     assert.equal(hpaOf(MAIN_NS, 'taken')?.metadata.resourceVersion, before.metadata.resourceVersion)
+  })
+
+  test('through the real mutating webhook: a plain NIMService is annotated on admission and its HPA appears', async () => {
+    certDir = mkdtempSync(join(tmpdir(), 'nim-applier-e2e-certs-'))
+    webhook = await startServer({ host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, certDir, shutdownDelayMs: 0 }, pino({ level: 'silent' }))
+    const caBundle = readFileSync(webhook.caPath).toString('base64')
+    k(['apply', '--server-side', '-f', '-'], yaml({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: 'nim-admission-applier-e2e' },
+      webhooks: [{
+        name: 'mutate.nim-admission.io',
+        clientConfig: { url: `https://127.0.0.1:${webhook.port}/mutate`, caBundle },
+        rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': HOOK_NS } },
+        sideEffects: 'None',
+        admissionReviewVersions: ['v1'],
+        failurePolicy: 'Fail',
+        reinvocationPolicy: 'IfNeeded',
+        timeoutSeconds: 5
+      }]
+    }))
+    const plain = { ...autoscaled(), metadata: { name: 'hooked', namespace: HOOK_NS } }
+    assert.equal((plain.metadata as Json).annotations, undefined)
+    // The configuration takes a moment to be honoured: retry the create until the object comes back annotated.
+    const stored = await waitFor('the webhook to annotate a created NIMService', async () => {
+      await kAsync(['apply', '--server-side', '-f', '-'], JSON.stringify(plain))
+      const got = nimOf(HOOK_NS, 'hooked')
+      if (got.metadata.annotations?.[HPA_ANNOTATION] !== undefined) return got
+      k(['-n', HOOK_NS, 'delete', 'nimservice', 'hooked', '--wait=false'])
+      return undefined
+    }, 30_000, 300)
+    const t0 = Date.now()
+    const hpa = await waitHpaSpec(HOOK_NS, 'hooked', renderedSpec(stored))
+    timings.createThroughWebhook = Date.now() - t0
+    assert.equal(hpa.metadata.ownerReferences[0].uid, stored.metadata.uid)
+    assert.equal(hpa.metadata.annotations[HPA_SHA_ANNOTATION], stored.metadata.annotations[HPA_SHA_ANNOTATION])
+
+    // A user edit of spec.scale.hpa goes through the webhook again (re-rendered) and reaches the HPA.
+    await kAsync(['-n', HOOK_NS, 'patch', 'nimservice', 'hooked', '--type', 'merge', '-p', JSON.stringify({ spec: { scale: { hpa: { maxReplicas: 6 } } } })])
+    const edited = nimOf(HOOK_NS, 'hooked')
+    assert.notEqual(edited.metadata.annotations[HPA_SHA_ANNOTATION], stored.metadata.annotations[HPA_SHA_ANNOTATION])
+    assert.equal((await waitHpaSpec(HOOK_NS, 'hooked', renderedSpec(edited))).spec.maxReplicas, 6)
+
+    // Disabling autoscaling: the webhook drops the annotations and the applier deletes the HPA.
+    await kAsync(['-n', HOOK_NS, 'patch', 'nimservice', 'hooked', '--type', 'merge', '-p', JSON.stringify({ spec: { scale: { enabled: false } } })])
+    assert.equal(nimOf(HOOK_NS, 'hooked').metadata.annotations?.[HPA_ANNOTATION], undefined)
+    await waitFor('the HPA to be deleted', () => hpaOf(HOOK_NS, 'hooked') === undefined ? true : undefined, 15_000, 100)
+    k(['delete', 'mutatingwebhookconfiguration', 'nim-admission-applier-e2e'])
   })
 
   test('--dry-run prints the plan and writes nothing; the other applier does not watch that namespace', async () => {
