@@ -34,6 +34,11 @@ function internalError (uid: string): Outcome {
   return { response, causes: [], warnings: [] }
 }
 
+/** How often Node looks for requests past their deadline: a quarter of the timeout, within 100 ms..1 s. */
+export function connectionsCheckingInterval (requestTimeoutMs: number): number {
+  return Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 4)))
+}
+
 export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
   const { logger, metrics } = opts
   const load = opts.load ?? { inFlight: 0 }
@@ -46,7 +51,9 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
     // Reviews arriving on a kept-alive connection while we drain are still answered, never 503.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    ...(opts.https !== undefined ? { https: opts.https } : {})
+    // Node enforces requestTimeout/headersTimeout from a timer that runs every 30 s by default, so a
+    // slowloris client would be held up to 30 s past the deadline: check at a quarter of the timeout.
+    ...(opts.https !== undefined ? { https: { connectionsCheckingInterval: connectionsCheckingInterval(opts.requestTimeoutMs), ...opts.https } } : {})
   }) as unknown as FastifyInstance
   // AdmissionReviews are JSON; anything else is a 415, not a body we try to read.
   app.removeContentTypeParser(['text/plain'])
