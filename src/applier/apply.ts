@@ -59,8 +59,11 @@ export function apiMessage (err: unknown): string {
   }
   const message = (parsed as { message?: unknown } | undefined)?.message
   if (typeof message === 'string' && message !== '') return message.split('\n')[0] ?? message
+  if (typeof body === 'string' && body.trim() !== '') return body.trim().split('\n')[0] ?? body
   const own = err instanceof Error ? err.message : String(err)
-  return own.split('\n')[0] ?? own
+  // client-node's ApiException message is "HTTP-Code: 404\nMessage: ...\nBody: ...": keep the useful part.
+  const m = /Message: (.*)/.exec(own)
+  return m?.[1] ?? own.split('\n')[0] ?? own
 }
 
 let eventSeq = 0

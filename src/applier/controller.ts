@@ -179,7 +179,8 @@ export class ApplierController {
           this.setLeading(true)
         },
         onStoppedLeading: () => {
-          this.log.warn({ lease: store.describe(), identity: this.opts.identity }, 'lost the lease: writes stopped until it is won again')
+          if (this.stopped) this.log.info({ lease: store.describe(), identity: this.opts.identity }, 'stopped leading')
+          else this.log.warn({ lease: store.describe(), identity: this.opts.identity }, 'lost the lease: writes stopped until it is won again')
           this.setLeading(false)
         },
         onNewLeader: (holder) => { if (holder !== this.opts.identity) this.log.info({ leader: holder }, 'another replica leads') },
@@ -264,7 +265,8 @@ export class ApplierController {
   private onWatchError (scope: Scope, informer: ListWatchLike, err: unknown): void {
     const status = apiStatus(err)
     scope.synced = false
-    scope.lastError = status === undefined ? apiMessage(err) : `HTTP ${status}: ${apiMessage(err)}`
+    const hint = status === 404 ? ' (is the NIMService CRD installed?)' : status === 403 ? ' (RBAC: list and watch nimservices.apps.nvidia.com)' : ''
+    scope.lastError = status === undefined ? apiMessage(err) : `HTTP ${status}${hint}: ${apiMessage(err)}`
     this.updateSynced()
     const { initialMs, maxMs } = this.opts.watchBackoff ?? { initialMs: 1000, maxMs: 30_000 }
     const delay = Math.min(maxMs, initialMs * 2 ** scope.failures)

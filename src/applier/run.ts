@@ -49,8 +49,14 @@ export const applierDefaults: Readonly<Omit<ApplierOptions, 'kubeconfig' | 'leas
   logLevel: 'info'
 })
 
+/** A bad option or kubeconfig: NIMAPPLY_OPTIONS or NIMAPPLY_KUBECONFIG. */
 export class ApplierOptionsError extends Error {
-  readonly code = 'NIMAPPLY_OPTIONS'
+  readonly code: 'NIMAPPLY_OPTIONS' | 'NIMAPPLY_KUBECONFIG'
+  constructor (message: string, code: 'NIMAPPLY_OPTIONS' | 'NIMAPPLY_KUBECONFIG' = 'NIMAPPLY_OPTIONS') {
+    super(message)
+    this.name = 'ApplierOptionsError'
+    this.code = code
+  }
 }
 
 const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
@@ -109,9 +115,9 @@ export async function startApplier (partial: Partial<ApplierOptions>, extras: St
     if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig)
     else kc.loadFromDefault()
   } catch (err) {
-    throw new ApplierOptionsError(`cannot load kubeconfig ${options.kubeconfig ?? '(default: $KUBECONFIG, ~/.kube/config or in-cluster)'}: ${(err as Error).message}; pass --kubeconfig PATH`)
+    throw new ApplierOptionsError(`cannot load kubeconfig ${options.kubeconfig ?? '(default: $KUBECONFIG, ~/.kube/config or in-cluster)'}: ${(err as Error).message}; pass --kubeconfig PATH`, 'NIMAPPLY_KUBECONFIG')
   }
-  if (kc.getCurrentCluster() === null) throw new ApplierOptionsError(`kubeconfig ${options.kubeconfig ?? '(default)'} has no current cluster; pass --kubeconfig PATH or set a current-context`)
+  if (kc.getCurrentCluster() === null) throw new ApplierOptionsError(`kubeconfig ${options.kubeconfig ?? '(default)'} has no current cluster; pass --kubeconfig PATH or set a current-context`, 'NIMAPPLY_KUBECONFIG')
   const contextNamespace = kc.getContextObject(kc.getCurrentContext())?.namespace
   const leaseNamespace = options.leaseNamespace ?? process.env.POD_NAMESPACE ?? contextNamespace ?? 'default'
   const identity = options.identity ?? defaultIdentity()

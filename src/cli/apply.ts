@@ -1,30 +1,39 @@
 // `nim-admission apply`: turns the mutating webhook's nim-admission.io/hpa annotation into real
 // HorizontalPodAutoscalers, with leader election, probes and metrics.
-import type { Command } from 'commander'
+import { InvalidArgumentError, Option, type Command } from 'commander'
 import { durationMs } from './serve.js'
 import { CliError } from './errors.js'
 
 const int = (name: string) => (value: string): number => {
-  if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a non-negative integer, got "${value}"`)
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`--${name} must be a non-negative integer, got "${value}"`)
   return Number(value)
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
+const duration = (flags: string, description: string, ms: number, shown: string): Option =>
+  new Option(flags, description).default(ms, shown).argParser((value: string) => {
+    try {
+      return durationMs(value)
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message)
+    }
+  })
+
 export function registerApplyCommand (program: Command): void {
   program.command('apply')
     .description('watch NIMServices and server-side apply the HPA rendered into their nim-admission.io/hpa annotation')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
-    .option('--namespace <name>', 'watch this namespace (repeatable; default: all namespaces)', collect, [])
+    .addOption(new Option('--namespace <name>', 'watch this namespace (repeatable)').argParser(collect).default([], 'all namespaces'))
     .option('--take-over', 'adopt an HPA of the same name owned by someone else (server-side apply with force)', false)
     .option('--dry-run', 'print what would be applied or deleted, write nothing', false)
     .option('--leader-elect', 'elect one writing replica through a coordination.k8s.io Lease', false)
     .option('--lease-name <name>', 'name of the Lease', 'nim-admission-applier')
     .option('--lease-namespace <name>', 'namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig namespace)')
-    .option('--lease-duration <duration>', 'how long an unrenewed Lease holds', durationMs, 15_000)
-    .option('--renew-deadline <duration>', 'how long the leader retries renewing before it stops writing', durationMs, 10_000)
-    .option('--retry-period <duration>', 'interval between Lease attempts', durationMs, 2_000)
-    .option('--resync-period <duration>', 'reconcile every NIMService again this often (0 disables)', durationMs, 300_000)
+    .addOption(duration('--lease-duration <duration>', 'how long an unrenewed Lease holds', 15_000, '15s'))
+    .addOption(duration('--renew-deadline <duration>', 'how long the leader retries renewing before it stops writing', 10_000, '10s'))
+    .addOption(duration('--retry-period <duration>', 'interval between Lease attempts', 2_000, '2s'))
+    .addOption(duration('--resync-period <duration>', 'reconcile every NIMService again this often (0 disables)', 300_000, '5m'))
     .option('--workers <n>', 'concurrent reconciles', int('workers'), 2)
     .option('--metrics-port <port>', 'plain-HTTP port for /healthz, /readyz and /metrics', int('metrics-port'), 9091)
     .option('--metrics-host <host>', 'address to bind the metrics port to', '0.0.0.0')
