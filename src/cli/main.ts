@@ -1,8 +1,20 @@
 #!/usr/bin/env node
 // The nim-admission command line: one program, a command per file.
 import { Command, CommanderError } from 'commander'
-import { registerServeCommand } from './serve.js'
 import { packageVersion } from '../server/metrics.js'
+
+type Register = (program: Command) => void
+
+// Each command is loaded only when asked for, so that `serve` does not pay for the Kubernetes
+// client that `certs` and `apply` pull in, and starts fast.
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  serve: async () => (await import('./serve.js')).registerServeCommand,
+  validate: async () => (await import('./validate.js')).registerValidateCommand,
+  render: async () => (await import('./render.js')).registerRenderCommand,
+  review: async () => (await import('./review.js')).registerReviewCommand,
+  certs: async () => (await import('./certs.js')).registerCertsCommand,
+  apply: async () => (await import('./apply.js')).registerApplyCommand
+}
 
 export async function main (argv: string[]): Promise<number> {
   const program = new Command('nim-admission')
@@ -10,14 +22,9 @@ export async function main (argv: string[]): Promise<number> {
     .version(packageVersion())
     .showHelpAfterError()
     .exitOverride()
-  registerServeCommand(program)
-  // Commands that pull in heavy dependencies (the Kubernetes client) are loaded only when asked for,
-  // so that `serve` starts fast.
   const wanted = argv[2]
-  if (wanted === 'certs' || wanted === 'help' || wanted === undefined || wanted.startsWith('-')) {
-    const { registerCertsCommand } = await import('./certs.js')
-    registerCertsCommand(program)
-  }
+  const names = wanted !== undefined && wanted in COMMANDS ? [wanted] : Object.keys(COMMANDS)
+  for (const name of names) (await (COMMANDS[name] as () => Promise<Register>)())(program)
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0
