@@ -3,7 +3,7 @@
 // to the line and column in the source, using the yaml library's own node ranges.
 import { readFile, readdir, realpath, stat } from 'node:fs/promises'
 import { extname, join } from 'node:path'
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseAllDocuments, visit, type Document, type Node, type ParseOptions, type DocumentOptions, type SchemaOptions, type Tags } from 'yaml'
+import { Composer, LineCounter, Parser, isAlias, isMap, isScalar, isSeq, visit, type Document, type DocumentOptions, type Node, type ParseOptions, type SchemaOptions, type Tags, type YAMLError } from 'yaml'
 import { CommanderError, type Command } from 'commander'
 import type { JsonObject } from '../nimservice/types.js'
 
@@ -207,12 +207,6 @@ export interface Manifest {
   locate: (field: string) => Position
 }
 
-export interface Loaded {
-  manifests: Manifest[]
-  /** Documents that are not objects, or do not parse. */
-  errors: InputError[]
-}
-
 function describe (value: unknown): string {
   if (Array.isArray(value)) return 'a list'
   if (typeof value === 'string') return 'a string'
@@ -312,10 +306,12 @@ function locator (root: Node, doc: Document, counter: LineCounter): (field: stri
   }
 }
 
-function yamlError (file: string, err: { message: string, linePos?: [{ line: number, col: number }] | [{ line: number, col: number }, { line: number, col: number }] }): InputError {
+function yamlError (file: string, err: YAMLError, counter: LineCounter): InputError {
   const first = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')
-  const pos = err.linePos?.[0]
-  return { file, ...(pos !== undefined ? { line: pos.line, column: pos.col } : {}), message: `YAML syntax error: ${first}` }
+  const at = err.pos[0]
+  if (at < 0) return { file, message: `YAML syntax error: ${first}` }
+  const { line, col } = counter.linePos(at)
+  return { file, line, column: col, message: `YAML syntax error: ${first}` }
 }
 
 /** Where the first alias without an anchor before it is (anchors do not cross documents). */
@@ -333,55 +329,74 @@ function unresolvedAlias (doc: Document): number | undefined {
 
 const isListKind = (o: JsonObject): boolean => typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)
 
-/** The objects of one source: each YAML/JSON document, and each item of a `kind: List`. */
-export function loadManifests (source: Source): Loaded {
+export const isManifest = (m: Manifest | InputError): m is Manifest => (m as Manifest).object !== undefined
+
+/**
+ * The objects of one source, one at a time: each YAML or JSON document, each item of a `kind: List`,
+ * and an error for each document that does not parse or is not an object. Documents are composed
+ * lazily, so that a consumer that is done with a manifest lets its syntax tree go: memory stays at one
+ * document, whatever the size of the stream.
+ */
+export function * manifestsOf (source: Source): Generator<Manifest | InputError> {
   const { file, text } = source
   const counter = new LineCounter()
-  const docs = parseAllDocuments(text, { ...YAML_OPTIONS, lineCounter: counter })
-  const manifests: Manifest[] = []
-  const errors: InputError[] = []
-  const docList: Document[] = Array.isArray(docs) ? docs : [docs]
-  docList.forEach((doc, index) => {
+  const parser = new Parser(counter.addNewLine)
+  const composer = new Composer(YAML_OPTIONS)
+  const pos = (offset: number | undefined): Position => {
+    const { line, col } = counter.linePos(offset ?? 0)
+    return { line, column: col }
+  }
+  let index = -1
+  for (const doc of composer.compose(parser.parse(text))) {
+    index++
     const firstError = doc.errors[0]
     if (firstError !== undefined) {
-      errors.push(yamlError(file, firstError))
-      return
+      yield yamlError(file, firstError, counter)
+      continue
     }
     const root = doc.contents
-    if (root === null) return // an empty document (`---` alone, or comments only) is no manifest
-    const pos = (offset: number | undefined): Position => {
-      const { line, col } = counter.linePos(offset ?? 0)
-      return { line, column: col }
-    }
+    if (root === null) continue // an empty document (`---` alone, or comments only) is no manifest
     let value: unknown
     try {
       value = doc.toJS({ maxAliasCount: 100 })
     } catch (err) {
-      errors.push({ file, ...pos(unresolvedAlias(doc) ?? rangeStart(root)), message: `YAML error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` })
-      return
+      yield { file, ...pos(unresolvedAlias(doc) ?? rangeStart(root)), message: `YAML error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` }
+      continue
     }
-    if (value === null || value === undefined) return
+    if (value === null || value === undefined) continue
     if (typeof value !== 'object' || Array.isArray(value)) {
-      errors.push({ file, ...pos(rangeStart(root)), message: `document is ${describe(value)}, not an object (a manifest is a mapping with apiVersion and kind)` })
-      return
+      yield { file, ...pos(rangeStart(root)), message: `document is ${describe(value)}, not an object (a manifest is a mapping with apiVersion and kind)` }
+      continue
     }
     const object = value as JsonObject
-    if (isListKind(object)) {
-      const itemsNode = deref(entry(deref(root, doc), 'items', doc)?.value, doc)
-      ;(object.items as unknown[]).forEach((item, i) => {
-        const itemNode = isSeq(itemsNode) ? itemsNode.items[i] : undefined
-        const start = rangeStart(itemNode) ?? rangeStart(root)
-        if (item === null || typeof item !== 'object' || Array.isArray(item)) {
-          errors.push({ file, ...pos(start), message: `items[${i}] of this ${String(object.kind)} is ${describe(item)}, not an object` })
-          return
-        }
-        const node = (deref(itemNode, doc) ?? root) as Node
-        manifests.push({ file, index, item: i, object: item as JsonObject, position: pos(start), locate: locator(node, doc, counter) })
-      })
-      return
+    if (!isListKind(object)) {
+      yield { file, index, object, position: pos(rangeStart(root)), locate: locator(root, doc, counter) }
+      continue
     }
-    manifests.push({ file, index, object, position: pos(rangeStart(root)), locate: locator(root, doc, counter) })
-  })
+    const itemsNode = deref(entry(deref(root, doc), 'items', doc)?.value, doc)
+    const items = object.items as unknown[]
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]
+      const itemNode = isSeq(itemsNode) ? itemsNode.items[i] : undefined
+      const start = rangeStart(itemNode) ?? rangeStart(root)
+      if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+        yield { file, ...pos(start), message: `items[${i}] of this ${String(object.kind)} is ${describe(item)}, not an object` }
+        continue
+      }
+      const node = (deref(itemNode, doc) ?? root) as Node
+      yield { file, index, item: i, object: item as JsonObject, position: pos(start), locate: locator(node, doc, counter) }
+    }
+  }
+}
+
+/** All of manifestsOf at once, manifests and errors apart (keeps every syntax tree: for small inputs). */
+export function loadManifests (source: Source): { manifests: Manifest[], errors: InputError[] } {
+  const manifests: Manifest[] = []
+  const errors: InputError[] = []
+  for (const m of manifestsOf(source)) {
+    if (isManifest(m)) manifests.push(m)
+    else errors.push(m)
+  }
   return { manifests, errors }
 }
 

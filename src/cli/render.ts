@@ -5,7 +5,7 @@ import { stringify } from 'yaml'
 import { mutateNIMService } from '../nimservice/index.js'
 import type { JsonObject } from '../nimservice/types.js'
 import {
-  formatInputError, isInputError, isNIMService, loadManifests, metadataString, processIo, readSources, usageErrorsExit2,
+  formatInputError, isInputError, isManifest, isNIMService, manifestsOf, metadataString, processIo, readSources, usageErrorsExit2,
   type CliIo, type Manifest
 } from './input.js'
 import { findingLine, type Finding } from './report.js'
@@ -69,12 +69,12 @@ export async function renderPaths (paths: readonly string[], namespace: string, 
       io.stderr(`nim-admission: ${formatInputError(source)}\n`)
       continue
     }
-    const loaded = loadManifests(source)
-    for (const e of loaded.errors) {
-      rendered.unreadable++
-      io.stderr(`nim-admission: ${formatInputError(e)}\n`)
-    }
-    for (const m of loaded.manifests) {
+    for (const m of manifestsOf(source)) {
+      if (!isManifest(m)) {
+        rendered.unreadable++
+        io.stderr(`nim-admission: ${formatInputError(m)}\n`)
+        continue
+      }
       if (!isNIMService(m.object)) continue
       const yaml = renderManifest(m, namespace, rendered.notes)
       if (yaml === undefined) rendered.denied++

@@ -5,7 +5,7 @@ import { validateNIMService } from '../nimservice/index.js'
 import type { Cause, Warning } from '../nimservice/types.js'
 import { denial } from '../admission/review.js'
 import {
-  formatInputError, isInputError, isNIMService, loadManifests, metadataString, processIo, readSources, usageErrorsExit2,
+  formatInputError, isInputError, isManifest, isNIMService, manifestsOf, metadataString, processIo, readSources, usageErrorsExit2,
   type CliIo, type InputError, type Manifest, type Source
 } from './input.js'
 import { exitCodeOf, fixFor, formatReport, OUTPUT_FORMATS, type Finding, type OutputFormat, type Report, type Result } from './report.js'
@@ -63,10 +63,12 @@ export function checkSources (sources: ReadonlyArray<Source | InputError>, onErr
       fail(source)
       continue
     }
-    const loaded = loadManifests(source)
-    loaded.errors.forEach(fail)
-    report.documents += loaded.manifests.length
-    for (const m of loaded.manifests) {
+    for (const m of manifestsOf(source)) {
+      if (!isManifest(m)) {
+        fail(m)
+        continue
+      }
+      report.documents++
       const result = checkManifest(m)
       if (result !== undefined) report.results.push(result)
     }
