@@ -16,6 +16,12 @@ export interface WebhookAppOptions {
   maxConnections?: number
   /** Shared with readiness: reviews being answered right now. */
   load?: { inFlight: number }
+  /**
+   * True once shutdown has begun. Every answer then carries `Connection: close`, so kept-alive clients
+   * leave this replica one by one after a complete response, instead of losing a request written to a
+   * socket that the final close destroys (the apiserver does not replay a POST).
+   */
+  draining?: () => boolean
 }
 
 function badRequest (reply: FastifyReply, metrics: Metrics, statusCode: number, reason: string, message: string): FastifyReply {
@@ -60,6 +66,14 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
   if (opts.maxConnections !== undefined) app.server.maxConnections = opts.maxConnections
   // Slow clients: the whole request, headers included, must arrive within requestTimeout.
   app.server.headersTimeout = Math.min(opts.requestTimeoutMs, 60_000)
+
+  const draining = opts.draining
+  if (draining !== undefined) {
+    app.addHook('onSend', async (_req, reply, payload) => {
+      if (draining()) void reply.header('connection', 'close')
+      return payload
+    })
+  }
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400

@@ -56,7 +56,9 @@ function memory (): number {
 // ---- what a good answer is ------------------------------------------------------------------------
 
 const tally = new Map<string, number>()
-const internalErrors: Array<{ category: string, endpoint: string, bytes: number, text: string }> = []
+/** Internal-error denials seen (no bodies kept: a long run would hold megabytes); the smallest body apart. */
+const internalErrors: Array<{ category: string, endpoint: string, bytes: number }> = []
+let smallestInternalError = ''
 const count = (key: string): void => { tally.set(key, (tally.get(key) ?? 0) + 1) }
 
 /** Asserts one answer, and counts it by category and status. */
@@ -86,7 +88,8 @@ function checkAnswer (b: FuzzBody, endpoint: string, status: number, text: strin
   if (st?.code === 500) {
     // The route turns a throw in the rules into a denial with code 500 rather than an HTTP 500: well
     // formed, but still a bug. Collected here, asserted by its own test below.
-    internalErrors.push({ category: b.category, endpoint, bytes: b.bytes.length, text: b.bytes.toString('utf8') })
+    if (internalErrors.every((e) => e.bytes > b.bytes.length)) smallestInternalError = b.bytes.toString('utf8').slice(0, 2000)
+    internalErrors.push({ category: b.category, endpoint, bytes: b.bytes.length })
     count(`${b.category} 200-internal-error`)
     return
   }
@@ -130,32 +133,37 @@ test(`inject: ${INJECT_RUNS} hostile bodies to both /validate and /mutate answer
   }
 })
 
-// Found by this fuzz and reported (not fixed here: src/nimservice is not this file's): nesting of a
-// couple of thousand levels overflows the stack in the rules, and the route answers with an
-// internal-error denial. Minimal bodies, one per place. Drop `todo` once fixed.
-const DEEP_NESTING_BUG = 'stack overflow on deep nesting: schema.ts toCause JSON.stringify, hpa-defaults.ts scalingRules structuredClone, mutate.ts structuredClone'
+// Found by this fuzz and reported (not fixed here: src/nimservice is not this file's): nesting of about
+// 2,000 levels, or an array of about 42,000 items, overflows the stack in the rules, and the route
+// answers with an internal-error denial. Minimal bodies, one per place. Drop `todo` once fixed.
+const KNOWN_BUGS = 'stack overflow: schema.ts toCause JSON.stringify, hpa-defaults.ts scalingRules structuredClone, mutate.ts structuredClone (deep nesting); hpa-validation.ts errs.push(...causes) (42k-item arrays)'
+const items = (n: number): string => `[${new Array<string>(n).fill('1').join(',')}]`
 const deep = (n: number, shape: 'arr' | 'obj'): string => shape === 'arr' ? '['.repeat(n) + ']'.repeat(n) : '{"a":'.repeat(n) + '1' + '}'.repeat(n)
 const envelope = (object: string, op = 'CREATE'): Buffer => Buffer.from(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"deep","operation":"${op}","kind":{"group":"apps.nvidia.com","version":"v1alpha1","kind":"NIMService"},"object":${object}${op === 'UPDATE' ? `,"oldObject":${object}` : ''}}}`)
 const image = '"image":{"repository":"r","tag":"1"},"authSecret":"s"'
-const DEEP_BODIES: Record<string, Buffer> = {
+const KNOWN_BODIES: Record<string, Buffer> = {
   'spec.resources.requests.memory (schema cause)': envelope(`{"spec":{"resources":{"requests":{"memory":${deep(10_000, 'arr')}}}}}`),
   'spec.scale.hpa.behavior.scaleUp.policies (HPA defaults)': envelope(`{"spec":{"scale":{"enabled":true,"hpa":{"maxReplicas":2,"behavior":{"scaleUp":{"policies":${deep(10_000, 'obj')}}}}}}}`),
   'metadata.labels (mutation clone)': envelope(`{"metadata":{"name":"x","labels":${deep(10_000, 'obj')}},"spec":{${image}}}`),
   'status (mutation clone)': envelope(`{"metadata":{"name":"x"},"status":${deep(10_000, 'arr')},"spec":{${image}}}`),
-  'spec.scale.hpa, UPDATE': envelope(`{"spec":{"scale":{"enabled":true,"hpa":${deep(10_000, 'arr')}}}}`, 'UPDATE')
+  'spec.scale.hpa, UPDATE': envelope(`{"spec":{"scale":{"enabled":true,"hpa":${deep(10_000, 'arr')}}}}`, 'UPDATE'),
+  'spec.scale.hpa.metrics, 50,000 items (HPA validation)': envelope(`{"spec":{"scale":{"enabled":true,"hpa":{"maxReplicas":2,"metrics":${items(50_000)}}}}}`),
+  'spec.scale.hpa.behavior.scaleUp.policies, 50,000 items (HPA validation)': envelope(`{"spec":{"scale":{"enabled":true,"hpa":{"maxReplicas":2,"behavior":{"scaleUp":{"policies":${items(50_000)}}}}}}}`)
 }
 
-test('nesting 10,000 levels deep, anywhere, gets an answer that is not 5xx', async () => {
+test('nesting 10,000 levels deep, anywhere, and 50,000-item arrays get an answer that is not 5xx', async () => {
   for (const b of fc.sample(deepNesting.filter((x) => x.bytes.length > 10_000), { numRuns: 40, seed: 7 })) await inject(b)
-  for (const [where, bytes] of Object.entries(DEEP_BODIES)) await inject({ category: `deep ${where}`, bytes })
+  for (const [where, bytes] of Object.entries(KNOWN_BODIES)) await inject({ category: `deep ${where}`, bytes })
 })
 
-test('nesting 10,000 levels deep inside the object gets a verdict, not an internal-error denial', { todo: DEEP_NESTING_BUG }, async () => {
-  const before = internalErrors.length
-  for (const [where, bytes] of Object.entries(DEEP_BODIES)) {
-    await inject({ category: `deep ${where}`, bytes })
-    assert.equal(internalErrors.length, before, `${where}: internal error`)
+test('nesting 10,000 levels deep and 50,000-item arrays inside the object get a verdict, not an internal-error denial', { todo: KNOWN_BUGS }, async () => {
+  const failing: string[] = []
+  for (const [where, bytes] of Object.entries(KNOWN_BODIES)) {
+    const before = internalErrors.length
+    await inject({ category: `known ${where}`, bytes })
+    if (internalErrors.length > before) failing.push(where)
   }
+  assert.deepEqual(failing, [], 'internal-error denials')
 })
 
 test(`real TLS: ${TLS_RUNS} hostile bodies over keep-alive connections to both endpoints`, async () => {
@@ -195,10 +203,9 @@ test(`real TLS: ${TLS_RUNS} hostile bodies over keep-alive connections to both e
   }
 })
 
-test('no generated body ended in an internal-error denial', { todo: DEEP_NESTING_BUG }, () => {
+test('no generated body ended in an internal-error denial', { todo: KNOWN_BUGS }, () => {
   const summary = internalErrors.map((e) => `${e.endpoint} ${e.category} (${e.bytes} bytes)`)
-  const smallest = [...internalErrors].sort((a, b) => a.bytes - b.bytes)[0]
-  assert.equal(internalErrors.length, 0, `${summary.slice(0, 20).join('; ')}; smallest: ${smallest?.text.slice(0, 600) ?? ''}`)
+  assert.equal(internalErrors.length, 0, `${summary.slice(0, 20).join('; ')}; smallest: ${smallestInternalError.slice(0, 600)}`)
 })
 
 test('afterwards: no unhandled rejection or uncaught exception, prototypes unpolluted, memory back near the baseline', async (t) => {

@@ -10,6 +10,8 @@ import { connect, type TLSSocket } from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
 import { startServer, type RunningServer } from '../../src/server/serve.js'
+import { buildWebhookApp } from '../../src/server/webhook-app.js'
+import { createMetrics } from '../../src/server/metrics.js'
 import { autoscaled, review } from '../helpers/nimservice.js'
 
 const REQUEST_TIMEOUT_MS = 1000
@@ -151,5 +153,23 @@ test('a kept-alive connection serves many reviews, and survives idling past the 
     assert.deepEqual(answers.map((a) => a.reused), [false, ...Array.from({ length: 10 }, () => true)])
   } finally {
     agent.destroy()
+  }
+})
+
+test('while draining, every answer (review or 4xx) says Connection: close, so kept-alive clients leave after a whole response', async () => {
+  let draining = false
+  const app = buildWebhookApp({ logger: pino({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }), bodyLimitBytes: 1 << 20, requestTimeoutMs: 4000, keepAliveTimeoutMs: 5000, draining: () => draining })
+  try {
+    const post = async (payload: string) => await app.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/json' }, payload })
+    assert.notEqual((await post(JSON.stringify(review(autoscaled())))).headers.connection, 'close')
+    draining = true
+    const answered = await post(JSON.stringify(review(autoscaled())))
+    assert.equal(answered.statusCode, 200)
+    assert.equal(answered.headers.connection, 'close')
+    const refused = await post('{"kind":"Pod"}')
+    assert.equal(refused.statusCode, 400)
+    assert.equal(refused.headers.connection, 'close')
+  } finally {
+    await app.close()
   }
 })
