@@ -14,6 +14,7 @@ const rules: RuleInfo[] = [
   { code: 'NIM001', kind: 'deny', title: 'value does not match the CRD schema (type, pattern, enum, range)', fix: 'use the type and format the NIMService CRD declares for this field' },
   { code: 'NIM002', kind: 'deny', title: 'required field missing (CRD schema)', fix: 'add the field' },
   { code: 'NIM003', kind: 'deny', title: 'unknown field (CRD schema; kubectl applies with strict field validation)', fix: 'check the spelling against the NIMService CRD, or remove the field' },
+  { code: 'NIM004', kind: 'deny', title: 'object nested deeper than 100 levels', fix: 'flatten the object; no NIMService field nests that deep' },
   { code: 'NIM010', kind: 'deny', title: 'spec.replicas set while autoscaling is enabled', fix: 'remove spec.replicas: the HPA owns the replica count' },
   { code: 'NIM011', kind: 'deny', title: 'autoscaling enabled on a multi-node NIMService', fix: 'set spec.scale.enabled to false, or remove spec.multiNode' },
   { code: 'NIM012', kind: 'deny', title: 'autoscaling enabled without spec.scale.hpa', fix: 'add spec.scale.hpa with at least maxReplicas' },

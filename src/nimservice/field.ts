@@ -6,10 +6,13 @@ export const child = (path: string, name: string): string => (path === '' ? name
 export const index = (path: string, i: number): string => `${path}[${i}]`
 export const key = (path: string, k: string): string => `${path}[${k}]`
 
+const MAX_SHOWN = 256
+
+/** A bad value as a cause quotes it: strings quoted (and cut short), objects by their type. */
 function show (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (value === undefined) return 'null'
-  if (typeof value === 'object') return JSON.stringify(value)
+  if (typeof value === 'string') return JSON.stringify(value.length > MAX_SHOWN ? `${value.slice(0, MAX_SHOWN)}...` : value)
+  if (value === undefined || value === null) return 'null'
+  if (typeof value === 'object') return JSON.stringify(Array.isArray(value) ? 'array' : 'object')
   return String(value)
 }
 

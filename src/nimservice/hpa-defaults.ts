@@ -29,7 +29,7 @@ function scalingRules (from: JsonObject | undefined, defaults: JsonObject): Json
   if (from === undefined) return defaults
   const out: JsonObject = { ...defaults }
   for (const field of ['selectPolicy', 'stabilizationWindowSeconds', 'policies', 'tolerance']) {
-    if (from[field] !== undefined && from[field] !== null) out[field] = structuredClone(from[field])
+    if (from[field] !== undefined && from[field] !== null) out[field] = from[field]
   }
   return out
 }

@@ -36,9 +36,11 @@ export function validateHpaSpec (hpa: unknown, path: string): Cause[] {
   if (minReplicas !== undefined && maxReplicas < minReplicas) {
     errs.push(invalid(child(path, 'maxReplicas'), maxReplicas, 'must be greater than or equal to `minReplicas`', 'NIM021'))
   }
-  errs.push(...validateMetrics(arr(spec.metrics) ?? [], child(path, 'metrics'), minReplicas))
-  errs.push(...validateBehavior(obj(spec.behavior), child(path, 'behavior')))
-  return errs
+  // concat, not push(...): a list of thousands of metrics would overflow the argument stack.
+  return errs.concat(
+    validateMetrics(arr(spec.metrics) ?? [], child(path, 'metrics'), minReplicas),
+    validateBehavior(obj(spec.behavior), child(path, 'behavior'))
+  )
 }
 
 function validateMetrics (metrics: unknown[], path: string, minReplicas: number | undefined): Cause[] {
@@ -46,7 +48,7 @@ function validateMetrics (metrics: unknown[], path: string, minReplicas: number 
   let scalesFromObjectOrExternal = false
   metrics.forEach((m, i) => {
     const metric = obj(m) ?? {}
-    errs.push(...validateMetricSpec(metric, index(path, i)))
+    for (const c of validateMetricSpec(metric, index(path, i))) errs.push(c)
     if (metric.type === 'Object' || metric.type === 'External') scalesFromObjectOrExternal = true
   })
   if (minReplicas === 0 && !scalesFromObjectOrExternal) {
@@ -242,7 +244,7 @@ function validateScalingRules (rules: JsonObject | undefined, path: string): Cau
   const policiesPath = child(path, 'policies')
   const policies = arr(rules.policies) ?? []
   if (policies.length === 0) errs.push(required(policiesPath, 'must specify at least one Policy', 'NIM027'))
-  policies.forEach((p, i) => errs.push(...validateScalingPolicy(obj(p) ?? {}, index(policiesPath, i))))
+  policies.forEach((p, i) => { for (const c of validateScalingPolicy(obj(p) ?? {}, index(policiesPath, i))) errs.push(c) })
   if (has(rules, 'tolerance')) {
     const q = parseQuantity(rules.tolerance)
     if (q !== undefined && q.sign < 0) {

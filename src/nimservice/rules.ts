@@ -23,7 +23,7 @@ function autoscalingRules (spec: JsonObject): Cause[] {
   if (hpa === undefined) {
     causes.push(rule('spec.scale.hpa', 'Required value: spec.scale.hpa (with maxReplicas) must be set when spec.scale.enabled is true', 'NIM012'))
   } else {
-    causes.push(...validateHpaSpec(hpa, 'spec.scale.hpa'))
+    for (const c of validateHpaSpec(hpa, 'spec.scale.hpa')) causes.push(c)
   }
   return causes
 }

@@ -27,6 +27,13 @@ export function pointerToField (pointer: string, root = 'spec'): string {
   return out
 }
 
+/** A value as a cause shows it: primitives as JSON, objects and arrays by their type only. */
+function show (value: unknown): string {
+  if (value === null || value === undefined) return 'null'
+  if (typeof value === 'object') return JSON.stringify(describe(value))
+  return JSON.stringify(value)
+}
+
 function describe (value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'array'
@@ -44,13 +51,13 @@ function toCause (e: ErrorObject, spec: unknown): Cause {
     case 'type':
       return { field, code: 'NIM001', message: `Invalid value: "${describe(valueAt(spec, e.instancePath))}": ${field} in body must be of type ${String(p.type)}` }
     case 'anyOf':
-      return { field, code: 'NIM001', message: `Invalid value: ${JSON.stringify(valueAt(spec, e.instancePath)) ?? 'null'}: must be an integer or a quantity string such as "500m", "0.7" or "2Gi" (quote decimals)` }
+      return { field, code: 'NIM001', message: `Invalid value: ${show(valueAt(spec, e.instancePath))}: must be an integer or a quantity string such as "500m", "0.7" or "2Gi" (quote decimals)` }
     case 'pattern':
-      return { field, code: 'NIM001', message: `Invalid value: ${JSON.stringify(valueAt(spec, e.instancePath))}: ${field} in body should match '${String(p.pattern)}'` }
+      return { field, code: 'NIM001', message: `Invalid value: ${show(valueAt(spec, e.instancePath))}: ${field} in body should match '${String(p.pattern)}'` }
     case 'enum':
-      return { field, code: 'NIM001', message: `Unsupported value: ${JSON.stringify(valueAt(spec, e.instancePath))}: supported values: ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` }
+      return { field, code: 'NIM001', message: `Unsupported value: ${show(valueAt(spec, e.instancePath))}: supported values: ${(p.allowedValues as unknown[]).map(show).join(', ')}` }
     default:
-      return { field, code: 'NIM001', message: `Invalid value: ${JSON.stringify(valueAt(spec, e.instancePath)) ?? 'null'}: ${field} in body ${e.message ?? 'is invalid'}` }
+      return { field, code: 'NIM001', message: `Invalid value: ${show(valueAt(spec, e.instancePath))}: ${field} in body ${e.message ?? 'is invalid'}` }
   }
 }
 

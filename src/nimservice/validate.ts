@@ -5,6 +5,9 @@ import { obj } from './json.js'
 import { schemaCauses } from './schema.js'
 import { ruleCauses } from './rules.js'
 import { warningsFor } from './warnings.js'
+import { MAX_DEPTH, tooDeep } from './depth.js'
+
+export const MAX_CAUSES = 100
 
 /** Keeps the first cause per field: a schema error and a rule error on one field say one thing. */
 function dedupe (causes: Cause[]): Cause[] {
@@ -21,11 +24,19 @@ function dedupe (causes: Cause[]): Cause[] {
 export function validateNIMService (input: ReviewInput): Verdict {
   if (input.operation !== 'CREATE' && input.operation !== 'UPDATE') return { allowed: true, causes: [], warnings: [] }
   const object: JsonObject = obj(input.object) ?? {}
+  for (const [which, value] of [['', input.object], ['oldObject.', input.oldObject]] as const) {
+    const deep = tooDeep(value)
+    if (deep !== undefined) {
+      return { allowed: false, causes: [{ field: `${which}${deep}`, code: 'NIM004', message: `Invalid value: "object": nested deeper than ${MAX_DEPTH} levels` }], warnings: [] }
+    }
+  }
   const spec = object.spec
   const oldSpec = input.operation === 'UPDATE' ? obj(obj(input.oldObject)?.spec) : undefined
   const causes = dedupe([
     ...(spec === undefined ? schemaCauses({}) : schemaCauses(spec)),
     ...ruleCauses(obj(spec) ?? {}, oldSpec)
   ])
-  return { allowed: causes.length === 0, causes, warnings: warningsFor(object) }
+  // A response must stay readable and small: a list of thousands of bad metrics is reported by its
+  // first MAX_CAUSES causes (the verdict does not change).
+  return { allowed: causes.length === 0, causes: causes.slice(0, MAX_CAUSES), warnings: warningsFor(object).slice(0, MAX_CAUSES) }
 }

@@ -86,7 +86,7 @@ export function warningsFor (object: JsonObject): Warning[] {
     const metric = obj(m)
     if (metric === undefined) return
     const path = index(child(HPA, 'metrics'), i)
-    out.push(...metricWarnings(spec, metric, path, name))
+    for (const w of metricWarnings(spec, metric, path, name)) out.push(w)
     if (kserve) {
       const resource = str(at(metric, 'resource', 'name'))
       const usable = metric.type === 'Resource' && (resource === 'cpu' || resource === 'memory')
