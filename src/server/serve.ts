@@ -80,6 +80,8 @@ export async function startServer (partial: Partial<ServeOptions> = {}, logger?:
     keepAliveTimeoutMs: options.keepAliveTimeoutMs,
     maxConnections: options.maxConnections,
     load,
+    // While draining, answers carry `Connection: close` so kept-alive clients reconnect to a ready replica.
+    draining: () => draining,
     https: {
       cert: pair.cert,
       key: pair.key,
