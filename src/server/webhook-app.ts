@@ -24,8 +24,9 @@ export interface WebhookAppOptions {
   draining?: () => boolean
 }
 
-function badRequest (reply: FastifyReply, metrics: Metrics, statusCode: number, reason: string, message: string): FastifyReply {
+function badRequest (reply: FastifyReply, metrics: Metrics, statusCode: number, reason: string, message: string, draining?: () => boolean): FastifyReply {
   metrics.badRequests.inc({ reason })
+  if (draining?.() === true) void reply.header('connection', 'close')
   return reply.code(statusCode).send({ error: statusCode === 415 ? 'Unsupported Media Type' : statusCode === 413 ? 'Payload Too Large' : 'Bad Request', reason, message })
 }
 
@@ -68,18 +69,12 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
   app.server.headersTimeout = Math.min(opts.requestTimeoutMs, 60_000)
 
   const draining = opts.draining
-  if (draining !== undefined) {
-    app.addHook('onSend', async (_req, reply, payload) => {
-      if (draining()) void reply.header('connection', 'close')
-      return payload
-    })
-  }
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400
     const reason = (err.code ?? 'bad_request').replace(/^FST_ERR_CTP_/, '').toLowerCase()
     if (err.statusCode === undefined || err.statusCode >= 500) logger.warn({ err }, 'request failed before review')
-    return badRequest(reply, metrics, status, reason, err.message)
+    return badRequest(reply, metrics, status, reason, err.message, draining)
   })
 
   const route = (endpoint: Endpoint) => async (request: FastifyRequest, reply: FastifyReply) => {
@@ -88,7 +83,7 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
     try {
       review = decodeReview(request.body)
     } catch (err) {
-      if (err instanceof BadReview) return badRequest(reply, metrics, err.statusCode, err.reason, err.message)
+      if (err instanceof BadReview) return badRequest(reply, metrics, err.statusCode, err.reason, err.message, draining)
       throw err
     }
     const req = review.request
@@ -126,6 +121,7 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
       ...(response.patch !== undefined ? { patched: true } : {}),
       durationMs: Math.round(seconds * 1e6) / 1e3
     }, 'review')
+    if (draining?.() === true) void reply.header('connection', 'close')
     return reply.send(encodeReview(review.apiVersion, response))
   }
 
