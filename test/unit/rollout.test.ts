@@ -110,11 +110,8 @@ function loadBalancer (backends: Backend[]): { server: Server, stop: () => void,
 }
 
 // Without `Connection: close` during the drain, the final close destroys kept-alive sockets that a client
-// has just written a review to ("socket hang up", two runs in three). buildWebhookApp's `draining` option
-// does it; serve.ts must pass `draining: () => draining`. Drop `todo` once it does.
-const NEEDS_WIRING = 'serve.ts must pass draining to buildWebhookApp'
-
-test('SIGTERM to one of two replicas behind a readiness-aware load balancer fails no review, and the process exits 0', { todo: NEEDS_WIRING }, async (t) => {
+// has just written a review to ("socket hang up", two runs in three before buildWebhookApp's `draining`).
+test('SIGTERM to one of two replicas behind a readiness-aware load balancer fails no review, and the process exits 0', async (t) => {
   ensureBuilt()
   const certDir = mkdtempSync(join(tmpdir(), 'nim-rollout-'))
   const backends: Backend[] = []
