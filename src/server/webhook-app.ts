@@ -58,6 +58,9 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
     // Reviews arriving on a kept-alive connection while we drain are still answered, never 503.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Nothing logs through request.log (the route logs one line through `logger`): a pino child per
+    // request, with its bindings and redaction, cost ~6 µs of ~84 µs per review in the bench.
+    childLoggerFactory: (parent) => parent,
     // Node enforces requestTimeout/headersTimeout from a timer that runs every 30 s by default, so a
     // slowloris client would be held up to 30 s past the deadline: check at a quarter of the timeout.
     ...(opts.https !== undefined ? { https: { connectionsCheckingInterval: connectionsCheckingInterval(opts.requestTimeoutMs), ...opts.https } } : {})
