@@ -17,4 +17,5 @@ if [ "$suite" = all ] || [ "$suite" = e2e ]; then
   shopt -s nullglob
   files+=(test/e2e/*.test.ts)
 fi
-exec node --import tsx --test --test-reporter=spec --test-timeout=600000 "${files[@]}"
+# node picks the spec reporter on a terminal and TAP otherwise (CI reads its closing summary).
+exec node --import tsx --test --test-timeout=600000 "${files[@]}"
