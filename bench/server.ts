@@ -2,7 +2,8 @@
 // with keep-alive (autocannon), with the seed's multi-metric NIMService review (~2.3 KB).
 //
 //   node --import tsx bench/server.ts [--duration 10] [--connections 10] [--rounds 1] [--soak]
-//        [--soak-duration 300] [--cpu-prof] [--main dist/src/cli/main.js] [--log-level info]
+//        [--soak-duration 300] [--rate 1000] [--rate-connections 2,10] [--cpu-prof]
+//        [--main dist/src/cli/main.js] [--log-level info]
 //
 // Both servers run as child processes, so the load generator (this process) does not share their event
 // loop; on a 2-core machine it still shares the CPUs, which is why the ratio to bare matters more than
@@ -42,6 +43,8 @@ const ROUNDS = Number(value('rounds', '1'))
 const SOAK = flag('soak')
 const SOAK_DURATION = seconds(value('soak-duration', '300'))
 const FIXED_RATE = Number(value('rate', '1000'))
+/** autocannon paces each connection on its own timer, all in step: 10 connections arrive as bursts of 10. */
+const RATE_CONNECTIONS = value('rate-connections', `2,${CONNECTIONS}`).split(',').map(Number)
 const CPU_PROF = flag('cpu-prof')
 const MAIN = resolve(value('main', join(ROOT, 'dist', 'src', 'cli', 'main.js')))
 const LOG_LEVEL = value('log-level', 'info')
@@ -241,10 +244,12 @@ async function main (): Promise<void> {
       const list = [...(runs[label] ?? [])].sort((a, b) => a.rps - b.rps)
       return list[Math.floor(list.length / 2)] as Run
     }
-    const fixed = [
-      await drive(`nim-admission /validate at ${FIXED_RATE} req/s`, real, '/validate', DURATION, { rate: FIXED_RATE }),
-      await drive(`nim-admission /mutate at ${FIXED_RATE} req/s`, real, '/mutate', DURATION, { rate: FIXED_RATE })
-    ]
+    const fixed: Run[] = []
+    for (const connections of RATE_CONNECTIONS) {
+      for (const path of ['/validate', '/mutate']) {
+        fixed.push(await drive(`nim-admission ${path} at ${FIXED_RATE} req/s, ${connections} conn.`, real, path, DURATION, { rate: FIXED_RATE, connections }))
+      }
+    }
 
     let soak: string[] = []
     if (SOAK) {
