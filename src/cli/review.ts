@@ -2,8 +2,9 @@
 // The body goes through the same steps as in the server (webhook-app.ts): JSON parse as fastify does,
 // decodeReview, the endpoint's handler, encodeReview, JSON.stringify.
 import { readFile } from 'node:fs/promises'
+import { internalErrorResponse, refusalBody } from '../admission/refusal.js'
 import type { Command } from 'commander'
-import { BadReview, decodeReview, encodeReview, type AdmissionResponse } from '../admission/review.js'
+import { BadReview, decodeReview, encodeReview } from '../admission/review.js'
 import { HANDLERS, type Endpoint, type Outcome } from '../admission/handlers.js'
 import { defaultOptions } from '../server/options.js'
 import { processIo, STDIN, STDIN_NAME, usageErrorsExit2, type CliIo } from './input.js'
@@ -21,8 +22,7 @@ export interface ReviewAnswer {
 }
 
 function refused (statusCode: number, reason: string, message: string): ReviewAnswer {
-  const error = statusCode === 415 ? 'Unsupported Media Type' : statusCode === 413 ? 'Payload Too Large' : 'Bad Request'
-  return { statusCode, body: JSON.stringify({ error, reason, message }), error: { reason, message } }
+  return { statusCode, body: JSON.stringify(refusalBody(statusCode, reason, message)), error: { reason, message } }
 }
 
 // fastify's JSON body parser is secure-json-parse: JSON.parse, then `__proto__` keys and
@@ -56,16 +56,6 @@ function parseBody (bytes: Buffer, bodyLimitBytes: number): unknown {
   return refused(400, 'invalid_json_body', "Body is not valid JSON but content-type is set to 'application/json'")
 }
 
-// webhook-app.ts answers a handler that throws (a bug) with a denial that says so, never a 500.
-function internalError (uid: string): Outcome {
-  const response: AdmissionResponse = {
-    uid,
-    allowed: false,
-    status: { metadata: {}, status: 'Failure', code: 500, reason: 'InternalError', message: `nim-admission could not check this object (request ${uid}); this is a bug in nim-admission, see its logs` }
-  }
-  return { response, causes: [], warnings: [] }
-}
-
 /** What POST /validate or /mutate would answer to this body. */
 export function answerReview (bytes: Buffer, endpoint: Endpoint, bodyLimitBytes = defaultOptions.bodyLimitBytes): ReviewAnswer {
   const parsed = parseBody(bytes, bodyLimitBytes)
@@ -81,7 +71,7 @@ export function answerReview (bytes: Buffer, endpoint: Endpoint, bodyLimitBytes 
   try {
     outcome = HANDLERS[endpoint](review.request)
   } catch {
-    outcome = internalError(review.request.uid)
+    outcome = { response: internalErrorResponse(review.request.uid), causes: [], warnings: [] }
   }
   return { statusCode: 200, body: JSON.stringify(encodeReview(review.apiVersion, outcome.response)), outcome }
 }

@@ -2,7 +2,8 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { ServerOptions as HttpsOptions } from 'node:https'
 import type { Logger } from 'pino'
-import { BadReview, decodeReview, encodeReview, type AdmissionResponse } from '../admission/review.js'
+import { BadReview, decodeReview, encodeReview } from '../admission/review.js'
+import { internalErrorResponse, refusalBody } from '../admission/refusal.js'
 import { HANDLERS, type Endpoint, type Outcome } from '../admission/handlers.js'
 import type { Metrics } from './metrics.js'
 
@@ -27,18 +28,7 @@ export interface WebhookAppOptions {
 function badRequest (reply: FastifyReply, metrics: Metrics, statusCode: number, reason: string, message: string, draining?: () => boolean): FastifyReply {
   metrics.badRequests.inc({ reason })
   if (draining?.() === true) void reply.header('connection', 'close')
-  return reply.code(statusCode).send({ error: statusCode === 415 ? 'Unsupported Media Type' : statusCode === 413 ? 'Payload Too Large' : 'Bad Request', reason, message })
-}
-
-// A bug of ours must not become a 500 (the apiserver would apply failurePolicy with no explanation):
-// the review is answered, denied, with a message that says what happened.
-function internalError (uid: string): Outcome {
-  const response: AdmissionResponse = {
-    uid,
-    allowed: false,
-    status: { metadata: {}, status: 'Failure', code: 500, reason: 'InternalError', message: `nim-admission could not check this object (request ${uid}); this is a bug in nim-admission, see its logs` }
-  }
-  return { response, causes: [], warnings: [] }
+  return reply.code(statusCode).send(refusalBody(statusCode, reason, message))
 }
 
 /** How often Node looks for requests past their deadline: a quarter of the timeout, within 100 ms..1 s. */
@@ -97,7 +87,7 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
       outcome = HANDLERS[endpoint](req)
     } catch (err) {
       logger.error({ err, uid: req.uid, endpoint }, 'review failed')
-      outcome = internalError(req.uid)
+      outcome = { response: internalErrorResponse(req.uid), causes: [], warnings: [] }
     } finally {
       metrics.inFlight.dec()
       load.inFlight--
