@@ -1,6 +1,7 @@
 // `nim-admission apply`: turns the mutating webhook's nim-admission.io/hpa annotation into real
 // HorizontalPodAutoscalers, with leader election, probes and metrics.
 import { InvalidArgumentError, Option, type Command } from 'commander'
+import { stopOnSignals } from './signals.js'
 import { durationMs } from './serve.js'
 import { CliError } from './errors.js'
 
@@ -71,20 +72,6 @@ Examples:
         if (err instanceof ApplierOptionsError) throw new CliError(`${err.code}: ${err.message}`, { code: err.code, exitCode: 2 })
         throw err
       }
-      let stopping = false
-      const stop = (signal: string): void => {
-        if (stopping) {
-          applier.logger.warn({ signal }, 'second signal: exiting now')
-          process.exit(1)
-        }
-        stopping = true
-        applier.logger.info({ signal }, 'signal received: releasing the lease and stopping')
-        applier.stop({ release: true }).then(() => process.exit(0), (err: unknown) => {
-          applier.logger.error({ err }, 'stop failed')
-          process.exit(1)
-        })
-      }
-      process.on('SIGTERM', () => stop('SIGTERM'))
-      process.on('SIGINT', () => stop('SIGINT'))
+      stopOnSignals(applier.logger, 'releasing the lease and stopping', async () => await applier.stop({ release: true }))
     })
 }

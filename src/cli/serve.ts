@@ -1,6 +1,7 @@
 // `nim-admission serve`: the webhook server, with drain on SIGTERM.
 import type { Command } from 'commander'
 import { defaultOptions } from '../server/options.js'
+import { stopOnSignals } from './signals.js'
 
 const int = (name: string) => (value: string): number => {
   if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a non-negative integer, got "${value}"`)
@@ -49,20 +50,6 @@ Examples:
         requestTimeoutMs: flags.requestTimeout as number,
         logLevel: flags.logLevel as never
       })
-      let stopping = false
-      const stop = (signal: string): void => {
-        if (stopping) {
-          server.logger.warn({ signal }, 'second signal: exiting now')
-          process.exit(1)
-        }
-        stopping = true
-        server.logger.info({ signal }, 'signal received')
-        server.shutdown().then(() => process.exit(0), (err: unknown) => {
-          server.logger.error({ err }, 'shutdown failed')
-          process.exit(1)
-        })
-      }
-      process.on('SIGTERM', () => stop('SIGTERM'))
-      process.on('SIGINT', () => stop('SIGINT'))
+      stopOnSignals(server.logger, 'draining, then stopping', server.shutdown)
     })
 }
