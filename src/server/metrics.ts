@@ -13,7 +13,6 @@ export interface Metrics {
   warnings: Counter<'code'>
   badRequests: Counter<'reason'>
   certExpiry: Gauge<'cert'>
-  inFlight: Gauge
 }
 
 export function packageVersion (): string {
@@ -34,7 +33,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     requests: new Counter({ name: 'nim_admission_requests_total', help: 'Admission reviews answered.', labelNames: ['endpoint', 'operation', 'allowed', 'dry_run'], registers: [registry] }),
     duration: new Histogram({
       name: 'nim_admission_request_duration_seconds',
-      help: 'Time to answer an admission review, from body parsed to response sent.',
+      help: 'Time to decide an admission review, from body parsed to verdict encoded.',
       labelNames: ['endpoint'],
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry]
@@ -42,7 +41,6 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     violations: new Counter({ name: 'nim_admission_rule_violations_total', help: 'Denial causes, by rule code.', labelNames: ['rule'], registers: [registry] }),
     warnings: new Counter({ name: 'nim_admission_warnings_total', help: 'Warnings returned, by code.', labelNames: ['code'], registers: [registry] }),
     badRequests: new Counter({ name: 'nim_admission_bad_requests_total', help: 'Requests refused before review (4xx), by reason.', labelNames: ['reason'], registers: [registry] }),
-    certExpiry: new Gauge({ name: 'nim_admission_certificate_expiry_seconds', help: 'Seconds until the certificate expires (serving, ca).', labelNames: ['cert'], registers: [registry] }),
-    inFlight: new Gauge({ name: 'nim_admission_in_flight_requests', help: 'Admission reviews being answered.', registers: [registry] })
+    certExpiry: new Gauge({ name: 'nim_admission_certificate_expiry_seconds', help: 'Seconds until the certificate expires (serving, ca).', labelNames: ['cert'], registers: [registry] })
   }
 }

@@ -20,8 +20,13 @@ export interface ServeOptions {
   keepAliveTimeoutMs: number
   /** Body limit: an UPDATE review carries object and oldObject, each up to etcd's 1.5 MiB. */
   bodyLimitBytes: number
-  /** In-flight reviews above which /readyz reports overload. */
-  maxInFlight: number
+  /**
+   * Event-loop delay (mean over the last few seconds) above which /readyz reports overload. Reviews are
+   * decided synchronously, so a saturated event loop, not a request count, is what overload looks like.
+   */
+  maxEventLoopDelayMs: number
+  /** The window over which that delay is averaged. */
+  overloadWindowMs: number
   maxConnections: number
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }
@@ -37,7 +42,8 @@ export const defaultOptions: Readonly<ServeOptions> = Object.freeze({
   requestTimeoutMs: 4_000,
   keepAliveTimeoutMs: 95_000,
   bodyLimitBytes: 10 * 1024 * 1024,
-  maxInFlight: 256,
+  maxEventLoopDelayMs: 1000,
+  overloadWindowMs: 5000,
   maxConnections: 2048,
   logLevel: 'info'
 })
@@ -58,7 +64,8 @@ const schema = {
     requestTimeoutMs: { type: 'integer', minimum: 100 },
     keepAliveTimeoutMs: { type: 'integer', minimum: 0 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
-    maxInFlight: { type: 'integer', minimum: 1 },
+    maxEventLoopDelayMs: { type: 'integer', minimum: 1 },
+    overloadWindowMs: { type: 'integer', minimum: 50 },
     maxConnections: { type: 'integer', minimum: 1 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }
   }

@@ -15,8 +15,6 @@ export interface WebhookAppOptions {
   requestTimeoutMs: number
   keepAliveTimeoutMs: number
   maxConnections?: number
-  /** Shared with readiness: reviews being answered right now. */
-  load?: { inFlight: number }
   /**
    * True once shutdown has begun. Every answer then carries `Connection: close`, so kept-alive clients
    * leave this replica one by one after a complete response, instead of losing a request written to a
@@ -38,7 +36,6 @@ export function connectionsCheckingInterval (requestTimeoutMs: number): number {
 
 export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
   const { logger, metrics } = opts
-  const load = opts.load ?? { inFlight: 0 }
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -80,17 +77,12 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
       throw err
     }
     const req = review.request
-    metrics.inFlight.inc()
-    load.inFlight++
     let outcome: Outcome
     try {
       outcome = HANDLERS[endpoint](req)
     } catch (err) {
       logger.error({ err, uid: req.uid, endpoint }, 'review failed')
       outcome = { response: internalErrorResponse(req.uid), causes: [], warnings: [] }
-    } finally {
-      metrics.inFlight.dec()
-      load.inFlight--
     }
     const { response } = outcome
     const seconds = Number(process.hrtime.bigint() - started) / 1e9

@@ -90,3 +90,23 @@ test('with --client-ca, requires and verifies a client certificate (mutual TLS)'
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('reports overload on /readyz when the event loop runs late, and recovers', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nim-overload-'))
+  const server = await startServer({ host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, certDir: dir, shutdownDelayMs: 0, maxEventLoopDelayMs: 50, overloadWindowMs: 300 }, pino({ level: 'silent' }))
+  try {
+    for (let i = 0; i < 4; i++) {
+      const until = Date.now() + 250
+      while (Date.now() < until) { /* a saturated event loop */ }
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    const busy = await get(`http://127.0.0.1:${server.metricsPort}/readyz`)
+    assert.equal(busy.status, 503)
+    assert.match(busy.body, /overloaded: event loop \d+ ms late/)
+    await new Promise((resolve) => setTimeout(resolve, 800))
+    assert.equal((await get(`http://127.0.0.1:${server.metricsPort}/readyz`)).status, 200)
+  } finally {
+    await server.shutdown()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
