@@ -1,21 +1,8 @@
 // JSON Schema checks of `spec` against the schema generated from the upstream CRD (schemas/).
-// Compiled once, at module load; validation of one object allocates only its errors.
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { Ajv, type ErrorObject } from 'ajv'
+// The validator is compiled once (see spec-validator.ts); checking one object allocates only its errors.
+import type { ErrorObject } from 'ajv'
 import type { Cause } from './types.js'
-import { SCHEMA_DIR } from '../paths.js'
-
-const K8S_KEYWORDS = [
-  'x-kubernetes-int-or-string', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys',
-  'x-kubernetes-map-type', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-embedded-resource'
-]
-
-export const specSchema: object = JSON.parse(readFileSync(join(SCHEMA_DIR, 'nimservice-spec.schema.json'), 'utf8'))
-
-const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, strictRequired: false, useDefaults: false, unicodeRegExp: false })
-ajv.addVocabulary(K8S_KEYWORDS)
-const validateSpec = ajv.compile(specSchema)
+import { validateSpec } from './spec-validator.js'
 
 /** `/scale/hpa/metrics/0` -> `spec.scale.hpa.metrics[0]` (map keys that are not identifiers in brackets). */
 export function pointerToField (pointer: string, root = 'spec'): string {
