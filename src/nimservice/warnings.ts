@@ -7,14 +7,14 @@ import { autoscalingEnabled } from './rules.js'
 const HPA = 'spec.scale.hpa'
 const CUSTOM_METRIC_TYPES = new Set(['Pods', 'Object', 'External'])
 
-function requestedResources (spec: JsonObject, container: string | undefined): JsonObject {
-  // Kubernetes copies a container's limits into its requests when requests are absent.
+/** Whether a container requests `resource`; Kubernetes copies limits into absent requests. */
+function requests (spec: JsonObject, container: string | undefined, resource: string): boolean {
   let resources = obj(spec.resources)
   if (container !== undefined) {
     const sidecar = arr(spec.sidecarContainers)?.map(obj).find((c) => c?.name === container)
     if (sidecar !== undefined) resources = obj(sidecar.resources)
   }
-  return { ...obj(resources?.limits), ...obj(resources?.requests) }
+  return has(obj(resources?.requests), resource) || has(obj(resources?.limits), resource)
 }
 
 function metricWarnings (spec: JsonObject, metric: JsonObject, path: string, name: string): Warning[] {
@@ -27,7 +27,7 @@ function metricWarnings (spec: JsonObject, metric: JsonObject, path: string, nam
   if ((type === 'Resource' || type === 'ContainerResource') && targetType === 'Utilization') {
     const resource = str(source?.name) ?? ''
     const container = type === 'ContainerResource' ? str(source?.container) : undefined
-    if (resource !== '' && !has(requestedResources(spec, container), resource)) {
+    if (resource !== '' && !requests(spec, container, resource)) {
       out.push(warning(child(path, `${type === 'Resource' ? 'resource' : 'containerResource'}.target.averageUtilization`),
         `a Utilization target on ${resource} needs a ${resource} request, and spec.resources.requests sets none: the HPA cannot compute utilization`, 'NIM104'))
     }
