@@ -110,3 +110,28 @@ test('reports overload on /readyz when the event loop runs late, and recovers', 
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('fails /readyz once the served certificate has expired', async () => {
+  const { createCa, issueServingCert } = await import('../../src/certs/generate.js')
+  const { mkdirSync, writeFileSync } = await import('node:fs')
+  const dir = mkdtempSync(join(tmpdir(), 'nim-expiring-'))
+  const ca = createCa()
+  // Valid now, expired four seconds from now (X.509 times have one-second precision).
+  const pair = issueServingCert(ca, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], now: new Date(Date.now() - 86_400_000 + 4_000), days: 1 })
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'tls.crt'), pair.certPem)
+  writeFileSync(join(dir, 'tls.key'), pair.keyPem, { mode: 0o600 })
+  writeFileSync(join(dir, 'ca.crt'), ca.certPem)
+  const server = await startServer({ host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, certDir: dir, shutdownDelayMs: 0 }, pino({ level: 'silent' }))
+  try {
+    assert.equal((await get(`http://127.0.0.1:${server.metricsPort}/readyz`)).status, 200)
+    await new Promise((resolve) => setTimeout(resolve, 5_500))
+    const expired = await get(`http://127.0.0.1:${server.metricsPort}/readyz`)
+    assert.equal(expired.status, 503)
+    assert.match(expired.body, /serving certificate has expired/)
+    assert.equal((await get(`http://127.0.0.1:${server.metricsPort}/healthz`)).status, 200, 'alive, just not ready')
+  } finally {
+    await server.shutdown()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
