@@ -12,6 +12,7 @@ export interface Metrics {
   violations: Counter<'rule'>
   warnings: Counter<'code'>
   badRequests: Counter<'reason'>
+  internalErrors: Counter<'endpoint'>
   certExpiry: Gauge<'cert'>
 }
 
@@ -41,6 +42,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     violations: new Counter({ name: 'nim_admission_rule_violations_total', help: 'Denial causes, by rule code.', labelNames: ['rule'], registers: [registry] }),
     warnings: new Counter({ name: 'nim_admission_warnings_total', help: 'Warnings returned, by code.', labelNames: ['code'], registers: [registry] }),
     badRequests: new Counter({ name: 'nim_admission_bad_requests_total', help: 'Requests refused before review (4xx), by reason.', labelNames: ['reason'], registers: [registry] }),
+    internalErrors: new Counter({ name: 'nim_admission_internal_errors_total', help: 'Reviews denied because checking them failed (a bug); also counted in requests_total as allowed="false".', labelNames: ['endpoint'], registers: [registry] }),
     certExpiry: new Gauge({ name: 'nim_admission_certificate_expiry_seconds', help: 'Seconds until the certificate expires (serving, ca).', labelNames: ['cert'], registers: [registry] })
   }
 }

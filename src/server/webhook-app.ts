@@ -82,6 +82,7 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
       outcome = HANDLERS[endpoint](req)
     } catch (err) {
       logger.error({ err, uid: req.uid, endpoint }, 'review failed')
+      metrics.internalErrors.inc({ endpoint })
       outcome = { response: internalErrorResponse(req.uid), causes: [], warnings: [] }
     }
     const { response } = outcome

@@ -151,3 +151,25 @@ test('keeps warnings within the apiserver limits: no control characters, 4096 by
   assert.ok(out.reduce((n, w) => n + Buffer.byteLength(w), 0) <= 4096)
   assert.match(out[out.length - 1] ?? '', /more warnings not shown/)
 })
+
+test('a bug while checking becomes a denied review that says so, counted, never a 500', async () => {
+  const { HANDLERS } = await import('../../src/admission/handlers.js')
+  const original = HANDLERS.validate
+  HANDLERS.validate = () => { throw new TypeError('simulated bug') }
+  try {
+    const { app: a, metrics } = app()
+    const body = review(autoscaled())
+    const res = await a.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) })
+    assert.equal(res.statusCode, 200)
+    const { response } = res.json()
+    assert.equal(response.uid, (body.request as Json).uid)
+    assert.equal(response.allowed, false)
+    assert.equal(response.status.code, 500)
+    assert.equal(response.status.reason, 'InternalError')
+    assert.match(response.status.message, /this is a bug in nim-admission/)
+    assert.match(await metrics.registry.metrics(), /nim_admission_internal_errors_total\{endpoint="validate"\} 1/)
+    await a.close()
+  } finally {
+    HANDLERS.validate = original
+  }
+})
