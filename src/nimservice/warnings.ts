@@ -40,7 +40,7 @@ function metricWarnings (spec: JsonObject, metric: JsonObject, path: string, nam
     const ref = obj(source?.describedObject)
     if (ref !== undefined && !(ref.apiVersion === 'v1' && ref.kind === 'Service' && ref.name === name)) {
       out.push(warning(child(path, 'object.describedObject'),
-        `describes ${String(ref.apiVersion ?? '')}/${String(ref.kind ?? '')} "${String(ref.name ?? '')}", not this NIMService's own Service (v1/Service "${name}") that serves its metrics`, 'NIM106'))
+        `describes ${str(ref.apiVersion) ?? ''}/${str(ref.kind) ?? ''} "${str(ref.name) ?? ''}", not this NIMService's own Service (v1/Service "${name}") that serves its metrics`, 'NIM106'))
     }
   }
   const field = targetType === 'Utilization' ? 'averageUtilization' : targetType === 'Value' ? 'value' : targetType === 'AverageValue' ? 'averageValue' : undefined

@@ -192,3 +192,12 @@ test('every published code has a title and a fix', () => {
     assert.ok(info.title.length > 0 && info.fix.length > 0, code)
   }
 })
+
+test('a describedObject field that is an object with its own toString key is reported, not thrown on', () => {
+  // Found by the fuzz suite: String() on {"toString": "a"} throws, which became an internal-error denial.
+  const metric = { type: 'Object', object: { metric: { name: 'm' }, describedObject: { apiVersion: 'v1', kind: { toString: 'a' }, name: 'llm' }, target: { type: 'Value', value: '1' } } }
+  const verdict = create(nim({ metrics: { enabled: true }, scale: { enabled: true, hpa: { minReplicas: 2, maxReplicas: 4, metrics: [metric] } } }))
+  assert.equal(verdict.allowed, false)
+  assert.equal(verdict.causes[0]?.field, 'spec.scale.hpa.metrics[0].object.describedObject.kind')
+  assert.ok(verdict.warnings.some((w) => w.code === 'NIM106'))
+})
