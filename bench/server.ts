@@ -13,13 +13,13 @@ import { createRequire } from 'node:module'
 import { existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createServer } from 'node:net'
 import { get } from 'node:http'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { review } from '../test/helpers/nimservice.js'
 import { seedExample } from '../test/fixtures/seed-examples.js'
+import { freePort } from '../test/helpers/ports.js'
 
 // ---- options --------------------------------------------------------------------------------------
 
@@ -60,17 +60,6 @@ type Cannon = (opts: Record<string, unknown>) => CannonInstance
 const autocannon = createRequire(import.meta.url)('autocannon') as Cannon
 
 // ---- processes --------------------------------------------------------------------------------------
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 function httpStatus (port: number, path: string): Promise<number> {
   return new Promise((resolve) => {

@@ -1,6 +1,7 @@
 // The AdmissionReview protocol (admission.k8s.io/v1, and v1beta1 answered in kind): decoding a review
 // from untrusted JSON and encoding a response. It knows nothing about NIMService.
 import type { Cause, Operation, Warning } from '../nimservice/types.js'
+import { isObject } from '../nimservice/json.js'
 
 export const API_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const
 export type ApiVersion = typeof API_VERSIONS[number]
@@ -46,10 +47,6 @@ export class BadReview extends Error {
   constructor (message: string, readonly reason: string, readonly statusCode = 400) { super(message) }
 }
 
-function isRecord (v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v)
-}
-
 function optionalString (req: Record<string, unknown>, key: string): string | undefined {
   const v = req[key]
   if (v === undefined || v === null || v === '') return undefined
@@ -59,7 +56,7 @@ function optionalString (req: Record<string, unknown>, key: string): string | un
 
 /** Decodes a parsed JSON body into a review, or throws BadReview saying what is wrong. */
 export function decodeReview (body: unknown): AdmissionReview {
-  if (!isRecord(body)) throw new BadReview('body must be a JSON object (an AdmissionReview)', 'not_an_object')
+  if (!isObject(body)) throw new BadReview('body must be a JSON object (an AdmissionReview)', 'not_an_object')
   if (body.kind !== 'AdmissionReview') {
     throw new BadReview(`kind must be "AdmissionReview", got ${JSON.stringify(body.kind ?? null)}`, 'not_a_review')
   }
@@ -67,13 +64,13 @@ export function decodeReview (body: unknown): AdmissionReview {
     throw new BadReview(`apiVersion must be one of ${API_VERSIONS.join(', ')}, got ${JSON.stringify(body.apiVersion ?? null)}`, 'unsupported_version')
   }
   const req = body.request
-  if (!isRecord(req)) throw new BadReview('request is missing or not an object', 'missing_request')
+  if (!isObject(req)) throw new BadReview('request is missing or not an object', 'missing_request')
   if (typeof req.uid !== 'string' || req.uid === '') throw new BadReview('request.uid is missing or empty', 'missing_uid')
   if (typeof req.operation !== 'string' || !OPERATIONS.includes(req.operation)) {
     throw new BadReview(`request.operation must be one of ${OPERATIONS.join(', ')}`, 'invalid_operation')
   }
   const kind = req.kind
-  if (!isRecord(kind) || typeof kind.kind !== 'string') throw new BadReview('request.kind must be an object with a kind', 'invalid_kind')
+  if (!isObject(kind) || typeof kind.kind !== 'string') throw new BadReview('request.kind must be an object with a kind', 'invalid_kind')
   if (req.dryRun !== undefined && req.dryRun !== null && typeof req.dryRun !== 'boolean') {
     throw new BadReview('request.dryRun must be a boolean', 'invalid_field')
   }

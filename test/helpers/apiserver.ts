@@ -1,9 +1,8 @@
 // Starts the real kube-apiserver + embedded etcd test harness (test/apiserver, built by
 // scripts/build-apiserver.sh) and waits for its READY line.
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { PACKAGE_ROOT } from '../../src/paths.js'
 
 export interface ApiserverOptions {
   /** Path to the harness binary; defaults to apiserverBinary(). */
@@ -27,20 +26,9 @@ export interface Apiserver {
 const STDERR_TAIL_BYTES = 16 * 1024
 const KILL_AFTER_MS = 15_000
 
-function repoRoot (): string {
-  // Walk up from this file (test/helpers, or dist/test/helpers when compiled) to package.json.
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir
-    const parent = dirname(dir)
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`)
-    dir = parent
-  }
-}
-
 /** Path of the harness binary: <repo>/.cache/bin/nim-test-apiserver. */
 export function apiserverBinary (): string {
-  return join(repoRoot(), '.cache', 'bin', 'nim-test-apiserver')
+  return join(PACKAGE_ROOT, '.cache', 'bin', 'nim-test-apiserver')
 }
 
 /** True when a `go` toolchain is on PATH (needed by scripts/build-apiserver.sh). */

@@ -1,8 +1,10 @@
 // Clients for the end-to-end suite: kubectl as users run it, and raw API requests for exact bodies.
 import { spawn, spawnSync } from 'node:child_process'
 import { request } from 'node:https'
-import { createServer } from 'node:net'
 import { KubeConfig } from '@kubernetes/client-node'
+import { freePort } from './ports.js'
+
+export { freePort }
 
 export interface KubectlResult { status: number, stdout: string, stderr: string, output: string }
 
@@ -40,17 +42,6 @@ export async function apiRequest (kubeconfig: string, method: string, path: stri
     })
     req.on('error', reject)
     req.end(payload)
-  })
-}
-
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as import('node:net').AddressInfo
-      srv.close(() => resolve(port))
-    })
   })
 }
 

@@ -7,13 +7,13 @@ import { X509Certificate } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { get as httpGet } from 'node:http'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, posix, relative, resolve } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
 import { after, before, describe, it } from 'node:test'
 import forge from 'node-forge'
 import { parse as parseYaml } from 'yaml'
+import { freePort } from '../helpers/ports.js'
 
 const repoRoot = resolve(import.meta.dirname, '..', '..')
 
@@ -395,17 +395,6 @@ async function replay(root: string): Promise<StageDirs> {
     stageDirs.set(stage.name ?? `stage${index}`, { dir, workdir })
   }
   return stageDirs
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolvePort(port))
-    })
-  })
 }
 
 function httpStatus(url: string): Promise<number> {
