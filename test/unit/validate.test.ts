@@ -201,3 +201,32 @@ test('a describedObject field that is an object with its own toString key is rep
   assert.equal(verdict.causes[0]?.field, 'spec.scale.hpa.metrics[0].object.describedObject.kind')
   assert.ok(verdict.warnings.some((w) => w.code === 'NIM106'))
 })
+
+test('NIM004: a value nested deeper than the bound is denied at its path; one level less is checked as usual', async () => {
+  const { MAX_DEPTH } = await import('../../src/nimservice/depth.js')
+  // Alternating lists and one-key objects, `levels` deep, around a string.
+  const nest = (levels: number): unknown => {
+    let v: unknown = 'leaf'
+    for (let i = 0; i < levels; i++) v = i % 2 === 0 ? [v] : { k: v }
+    return v
+  }
+  const object = nim()
+  ;(object.metadata as Json).deep = nest(MAX_DEPTH)
+  const verdict = create(object)
+  assert.equal(verdict.allowed, false)
+  assert.equal(verdict.causes.length, 1)
+  const cause = verdict.causes[0] as { field: string, code: string }
+  assert.equal(cause.code, 'NIM004')
+  assert.match(cause.field, /^metadata\.deep(\.k\[0\]|\[0\]\.k)+/)
+  // The path names the value that crossed the bound: the object at depth MAX_DEPTH.
+  assert.equal((cause.field.match(/\[0\]/g) ?? []).length + (cause.field.match(/\.k/g) ?? []).length + 2, MAX_DEPTH)
+
+  const shallow = nim()
+  ;(shallow.metadata as Json).deep = nest(MAX_DEPTH - 3)
+  assert.deepEqual(create(shallow).causes, [])
+
+  // Own keys named like Object.prototype members are walked like any other.
+  const proto = JSON.parse(`{"apiVersion":"apps.nvidia.com/v1alpha1","kind":"NIMService","metadata":{"name":"x","__proto__":${JSON.stringify(nest(MAX_DEPTH))}},"spec":{}}`) as Json
+  assert.equal(create(proto).causes[0]?.code, 'NIM004')
+  assert.match(create(proto).causes[0]?.field ?? '', /^metadata\.__proto__/)
+})
