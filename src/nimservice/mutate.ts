@@ -1,10 +1,9 @@
 // Mutation: defaults plus the rendered HPA in annotations, as a pure function of the review's input.
-// The JSON Patch is computed by diffing the input against the mutated copy (fast-json-patch), which
-// escapes `/` and `~` in keys and never replaces a path that does not exist.
-import fastJsonPatch from 'fast-json-patch'
+// Each change is written as a JSON Patch operation and, at the same time, into a copy of the object
+// that shares every untouched part with the input (which is never written): no deep clone, no diff.
 import type { Operation as PatchOperation } from 'fast-json-patch'
 import type { JsonObject, ReviewInput, Warning } from './types.js'
-import { has, obj, str } from './json.js'
+import { at, has, obj, str } from './json.js'
 import { child, warning } from './field.js'
 import { autoscalingEnabled } from './rules.js'
 import { validateNIMService } from './validate.js'
@@ -27,19 +26,57 @@ export interface Mutation {
   hpa?: JsonObject
 }
 
-function fillDefaults (spec: JsonObject, warnings: Warning[]): void {
-  const scale = obj(spec.scale) ?? {}
-  const hpa = obj(scale.hpa) ?? {}
-  if (hpa.minReplicas === undefined || hpa.minReplicas === null) hpa.minReplicas = 1
+/** A JSON Pointer (RFC 6901) to `keys`: `~` and `/` in a key are escaped as `~0` and `~1`. */
+export function pointer (keys: readonly string[]): string {
+  return keys.map((k) => `/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')
+}
+
+/** The patch and the patched object, built together. Paths go through objects only. */
+class Patch {
+  readonly ops: PatchOperation[] = []
+  readonly object: JsonObject
+
+  constructor (original: JsonObject) {
+    this.object = { ...original }
+  }
+
+  /** `add`, or `replace` when the key is there (even as null); the parent object must exist. */
+  set (keys: readonly string[], value: unknown): void {
+    const [parent, last] = this.parentOf(keys)
+    this.ops.push({ op: Object.hasOwn(parent, last) ? 'replace' : 'add', path: pointer(keys), value })
+    parent[last] = value
+  }
+
+  remove (keys: readonly string[]): void {
+    const [parent, last] = this.parentOf(keys)
+    this.ops.push({ op: 'remove', path: pointer(keys) })
+    delete parent[last]
+  }
+
+  // Copies each object on the way down (copy on write), so that the input is never changed.
+  private parentOf (keys: readonly string[]): [JsonObject, string] {
+    let cur = this.object
+    for (const k of keys.slice(0, -1)) {
+      const copy = { ...(obj(cur[k]) ?? {}) }
+      cur[k] = copy
+      cur = copy
+    }
+    return [cur, keys[keys.length - 1] as string]
+  }
+}
+
+function fillDefaults (spec: JsonObject, hpa: JsonObject, patch: Patch, warnings: Warning[]): void {
+  if (!has(hpa, 'minReplicas')) patch.set(['spec', 'scale', 'hpa', 'minReplicas'], 1)
   if (!Array.isArray(hpa.metrics) || hpa.metrics.length === 0) {
-    hpa.metrics = [structuredClone(DEFAULT_METRIC)]
+    patch.set(['spec', 'scale', 'hpa', 'metrics'], [structuredClone(DEFAULT_METRIC)])
     warnings.push(warning('spec.scale.hpa.metrics',
       'no metrics given: defaulted to Kubernetes\' Resource cpu Utilization 80%; for NIM prefer an Object metric on gpu_cache_usage_perc', 'NIM109'))
   }
-  const expose = obj(spec.expose) ?? {}
+  const expose = obj(spec.expose)
   if (!has(expose, 'service')) {
-    expose.service = { port: DEFAULT_SERVICE_PORT }
-    spec.expose = expose
+    const service = { port: DEFAULT_SERVICE_PORT }
+    if (expose === undefined) patch.set(['spec', 'expose'], { service })
+    else patch.set(['spec', 'expose', 'service'], service)
     warnings.push(warning(child('spec.expose', 'service'),
       `spec.expose.service was absent: defaulted to port ${DEFAULT_SERVICE_PORT} (the operator reads that port)`, 'NIM111'))
   }
@@ -52,28 +89,30 @@ export function mutateNIMService (input: MutationInput): Mutation {
   // Denying is /validate's job; /mutate leaves an invalid object alone so the denial names the user's fields.
   if (!validateNIMService(input).allowed) return unchanged
 
-  const object = structuredClone(original)
-  const spec = obj(object.spec) ?? {}
+  const spec = obj(original.spec) ?? {}
+  const metadata = obj(original.metadata)
+  const annotations = obj(metadata?.annotations)
+  const patch = new Patch(original)
   const warnings: Warning[] = []
-  const metadata = obj(object.metadata) ?? {}
-  object.metadata = metadata
   let hpa: JsonObject | undefined
 
-  if (autoscalingEnabled(spec) && !has(spec, 'multiNode')) {
-    fillDefaults(spec, warnings)
-    const namespace = str(metadata.namespace) ?? input.namespace ?? ''
-    hpa = renderHpa(object, namespace)
-    metadata.annotations = { ...obj(metadata.annotations), ...hpaAnnotations(hpa) }
+  const hpaSpec = obj(at(spec, 'scale', 'hpa'))
+  if (autoscalingEnabled(spec) && !has(spec, 'multiNode') && hpaSpec !== undefined) {
+    fillDefaults(spec, hpaSpec, patch, warnings)
+    // renderHpa applies the HPA defaults itself, so it reads the input as the patched object would be.
+    hpa = renderHpa(original, str(metadata?.namespace) ?? input.namespace ?? '')
+    const wanted = hpaAnnotations(hpa)
+    if (metadata === undefined) {
+      patch.set(['metadata'], { annotations: wanted })
+    } else if (annotations === undefined) {
+      patch.set(['metadata', 'annotations'], wanted)
+    } else {
+      for (const [k, v] of Object.entries(wanted)) if (annotations[k] !== v) patch.set(['metadata', 'annotations', k], v)
+    }
   } else {
-    const annotations = obj(metadata.annotations)
-    if (annotations !== undefined && (HPA_ANNOTATION in annotations || HPA_SHA_ANNOTATION in annotations)) {
-      const rest = { ...annotations }
-      delete rest[HPA_ANNOTATION]
-      delete rest[HPA_SHA_ANNOTATION]
-      metadata.annotations = rest
+    for (const k of [HPA_ANNOTATION, HPA_SHA_ANNOTATION]) {
+      if (annotations !== undefined && Object.hasOwn(annotations, k)) patch.remove(['metadata', 'annotations', k])
     }
   }
-  const patch = fastJsonPatch.compare(original, object)
-  return { object, patch, warnings, ...(hpa !== undefined ? { hpa } : {}) }
+  return { object: patch.object, patch: patch.ops, warnings, ...(hpa !== undefined ? { hpa } : {}) }
 }
-

@@ -181,3 +181,36 @@ test('canonicalises quantities the way the apiserver stores them', () => {
   const cases: Array<[unknown, string]> = [['0.7', '700m'], ['1000', '1k'], [100, '100'], ['1.5Gi', '1536Mi'], ['0.5Ki', '512'], ['1e3', '1e3'], ['2048Mi', '2Gi'], ['0.0000000001', '1n'], ['1E', '1E'], ['.5', '500m']]
   for (const [input, want] of cases) assert.equal(canonicalQuantity(input), want, String(input))
 })
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}
+
+test('edge shapes: the patch turns the input into the returned object, and the input is never written', () => {
+  const hpa = { maxReplicas: 4, metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }] }
+  const noMetadata = autoscaled(hpa)
+  delete noMetadata.metadata
+  const exposeWithoutService = autoscaled(hpa, { expose: { router: {} } })
+  const stringAnnotations = autoscaled(hpa)
+  ;(stringAnnotations.metadata as Json).annotations = 'not a map'
+  const upToDate = apply(autoscaled(hpa), mutate(autoscaled(hpa)).patch)
+  const cases: Array<[string, Json, string[]]> = [
+    ['no metadata', noMetadata, ['add /metadata']],
+    ['expose without service', exposeWithoutService, ['add /spec/scale/hpa/minReplicas', 'add /spec/expose/service']],
+    ['annotations not a map', stringAnnotations, ['replace /metadata/annotations']],
+    ['already mutated', upToDate, []]
+  ]
+  for (const [name, object, expected] of cases) {
+    const before = structuredClone(object)
+    const result = mutate(deepFreeze(object))
+    assert.deepEqual(object, before, `${name}: input unchanged`)
+    for (const op of expected) assert.ok(result.patch.some((p) => `${p.op} ${p.path}` === op), `${name}: ${op} in ${JSON.stringify(result.patch.map((p) => `${p.op} ${p.path}`))}`)
+    if (expected.length === 0) assert.deepEqual(result.patch, [], name)
+    assert.deepEqual(apply(object, result.patch), result.object, `${name}: patch applied = object`)
+    assert.deepEqual(mutate(result.object).patch, [], `${name}: idempotent`)
+  }
+})
