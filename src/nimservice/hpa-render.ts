@@ -1,7 +1,7 @@
 // Renders the HorizontalPodAutoscaler the upstream operator would create for a NIMService, in the form
 // the apiserver stores it (v2 defaults applied, quantities canonical), so that an applier's server-side
 // apply of the rendered manifest is a no-op once applied.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { JsonObject } from './types.js'
 import { arr, at, obj, str } from './json.js'
 import { defaultHpaSpec } from './hpa-defaults.js'
@@ -84,5 +84,5 @@ export function renderHpa (nim: JsonObject, namespace: string): JsonObject {
 /** The annotation pair: the manifest as compact JSON and the SHA-256 (hex) of that exact string. */
 export function hpaAnnotations (manifest: JsonObject): Record<string, string> {
   const json = JSON.stringify(manifest)
-  return { [HPA_ANNOTATION]: json, [HPA_SHA_ANNOTATION]: createHash('sha256').update(json).digest('hex') }
+  return { [HPA_ANNOTATION]: json, [HPA_SHA_ANNOTATION]: hash('sha256', json, 'hex') }
 }
