@@ -29,13 +29,17 @@ export interface RunningServer {
 }
 
 export function createLogger (level: ServeOptions['logLevel']): Logger {
-  return pino({
+  const options = {
     level,
     base: { service: 'nim-admission' },
     // The review line is built field by field and never includes userInfo or headers; this guards the
     // few places that log an object whole (errors), at no cost per review.
     redact: { paths: ['userInfo', 'headers.authorization'], remove: true }
-  })
+  }
+  // pino's default stdout stream writes asynchronously through libuv's thread pool: one hand-off and
+  // one wake-up per review line, ~20 µs of a review's CPU in the bench. A synchronous write is one
+  // cheap syscall, and the line is out before the review is answered.
+  return pino(options, pino.destination({ dest: 1, sync: true }))
 }
 
 export async function startServer (partial: Partial<ServeOptions> = {}, logger?: Logger): Promise<RunningServer> {

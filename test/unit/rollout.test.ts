@@ -33,18 +33,20 @@ function ensureBuilt (): void {
   assert.ok(existsSync(MAIN), `${MAIN} was not built`)
 }
 
-interface Backend { name: string, child: ChildProcess, port: number, metricsPort: number, healthy: boolean, exit: Promise<number | null>, log: string[] }
+interface Backend { name: string, child: ChildProcess, port: number, metricsPort: number, healthy: boolean, exit: Promise<number | null>, log: string[], reviews: string[] }
 
 /** Spawns `serve` on free ports and resolves once its log says where it listens and /readyz is 200. */
 async function spawnServe (name: string, certDir: string): Promise<Backend> {
   const child = spawn(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--cert-dir', certDir, '--shutdown-delay', `${SHUTDOWN_DELAY_MS}ms`, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
   const log: string[] = []
+  const reviews: string[] = []
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   child.stderr?.on('data', (c: Buffer) => log.push(c.toString()))
   const ports = await new Promise<{ port: number, metricsPort: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start: ${log.join('')}`)), 20_000)
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      if (!line.includes('"msg":"review"')) log.push(line)
+      if (line.includes('"msg":"review"')) reviews.push(line)
+      else log.push(line)
       if (line.includes('nim-admission serving')) {
         clearTimeout(timer)
         const { port, metricsPort } = JSON.parse(line) as { port: number, metricsPort: number }
@@ -53,7 +55,7 @@ async function spawnServe (name: string, certDir: string): Promise<Backend> {
     })
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited ${String(code)}: ${log.join('')}`)) })
   })
-  const backend: Backend = { name, child, ...ports, healthy: false, exit, log }
+  const backend: Backend = { name, child, ...ports, healthy: false, exit, log, reviews }
   for (let i = 0; i < 100 && !(await ready(backend)); i++) await sleep(50)
   assert.ok(await ready(backend), `${name} became ready`)
   return backend
@@ -182,6 +184,11 @@ test('SIGTERM to one of two replicas behind a readiness-aware load balancer fail
     assert.equal(code, 0, `b exits 0: ${b.log.slice(-5).join('\n')}`)
     assert.ok(exitedAfterMs >= SHUTDOWN_DELAY_MS, `b kept serving for the drain delay (${exitedAfterMs} ms)`)
     assert.ok(aAfter > 0, 'a carried the traffic after b left')
+    // One log line per review, none lost when b exits: b answered every review a did not.
+    assert.equal(b.reviews.length, ok - aAfter, 'b logged one line per review it answered')
+    const line = JSON.parse(b.reviews[0] as string) as Record<string, unknown>
+    for (const key of ['uid', 'endpoint', 'kind', 'namespace', 'name', 'operation', 'dryRun', 'allowed', 'durationMs']) assert.ok(key in line, `review line has ${key}: ${b.reviews[0]}`)
+    assert.equal(line.name, (object.metadata as { name: string }).name)
   } finally {
     agent.destroy()
     lb?.stop()
