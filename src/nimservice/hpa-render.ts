@@ -51,9 +51,16 @@ function canonicalBehavior (behavior: JsonObject): JsonObject {
   return out
 }
 
-/** Metrics ordered by type name; Array.prototype.sort is stable, so equal types keep their order. */
+/**
+ * Metrics ordered by type name, byte by byte as Go compares strings (localeCompare would ask ICU, at
+ * ~1 µs a comparison); Array.prototype.sort is stable, so equal types keep their order.
+ */
 function sortedMetrics (metrics: unknown[]): unknown[] {
-  return [...metrics].sort((a, b) => (str(obj(a)?.type) ?? '').localeCompare(str(obj(b)?.type) ?? ''))
+  const type = (m: unknown): string => str(obj(m)?.type) ?? ''
+  return [...metrics].sort((a, b) => {
+    const [x, y] = [type(a), type(b)]
+    return x < y ? -1 : x > y ? 1 : 0
+  })
 }
 
 export function renderHpa (nim: JsonObject, namespace: string): JsonObject {

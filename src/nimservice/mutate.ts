@@ -28,7 +28,9 @@ export interface Mutation {
 
 /** A JSON Pointer (RFC 6901) to `keys`: `~` and `/` in a key are escaped as `~0` and `~1`. */
 export function pointer (keys: readonly string[]): string {
-  return keys.map((k) => `/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')
+  let out = ''
+  for (const k of keys) out += `/${k.includes('~') || k.includes('/') ? k.replace(/~/g, '~0').replace(/\//g, '~1') : k}`
+  return out
 }
 
 /** The patch and the patched object, built together. Paths go through objects only. */
