@@ -6,10 +6,11 @@ import standaloneCode from 'ajv/dist/standalone/index.js'
 
 // Remove the previous output first: spec-validator.js would otherwise load it while being imported here.
 rmSync(fileURLToPath(new URL('./spec-validator.generated.mjs', import.meta.url)), { force: true })
-const { createAjv, COMPILED_SCHEMA, GENERATED, SCHEMA_SHA256 } = await import('./spec-validator.js')
+const { compiledSchema, GENERATED, SCHEMA_SHA256 } = await import('./spec-validator.js')
+const { createAjv } = await import('./spec-compiler.js')
 
 const ajv = createAjv({ standalone: true })
-const code = standaloneCode.default(ajv, ajv.compile(COMPILED_SCHEMA))
+const code = standaloneCode.default(ajv, ajv.compile(compiledSchema()))
 // ajv's ESM output still require()s its runtime helpers (ucs2length for maxLength): give it a require.
 const prelude = "import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n"
 writeFileSync(GENERATED, `${prelude}${code}\nexport const schemaSha256 = ${JSON.stringify(SCHEMA_SHA256)};\n`)

@@ -11,13 +11,8 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { Ajv, type ValidateFunction } from 'ajv'
+import type { ValidateFunction } from 'ajv'
 import { SCHEMA_DIR } from '../paths.js'
-
-const K8S_KEYWORDS = [
-  'x-kubernetes-int-or-string', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys',
-  'x-kubernetes-map-type', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-embedded-resource'
-]
 
 type Json = Record<string, unknown>
 
@@ -72,26 +67,14 @@ function isPlainObject (v: unknown): v is Json {
 }
 
 export const SCHEMA_TEXT = readFileSync(join(SCHEMA_DIR, 'nimservice-spec.schema.json'), 'utf8')
-/** What ajv compiles: the schema of schemas/, split (see splitSchema). */
-export const COMPILED_SCHEMA = splitSchema(JSON.parse(SCHEMA_TEXT) as Json)
-export const SCHEMA_SHA256 = createHash('sha256').update(JSON.stringify(COMPILED_SCHEMA)).digest('hex')
-export const GENERATED = fileURLToPath(new URL('./spec-validator.generated.mjs', import.meta.url))
-
-export function createAjv (opts: { standalone?: boolean } = {}): Ajv {
-  const ajv = new Ajv({
-    allErrors: true,
-    strict: true,
-    strictTypes: false,
-    strictRequired: false,
-    useDefaults: false,
-    inlineRefs: false,
-    // The CRD's patterns are Go RE2 expressions; some are not valid under JavaScript's `u` flag.
-    unicodeRegExp: false,
-    ...(opts.standalone === true ? { code: { source: true, esm: true } } : {})
-  })
-  ajv.addVocabulary(K8S_KEYWORDS)
-  return ajv
+/** What ajv compiles: the schema of schemas/, split (see splitSchema). Made only when compiling. */
+export function compiledSchema (): Json {
+  return splitSchema(JSON.parse(SCHEMA_TEXT) as Json)
 }
+// The stamp of what compiledSchema() makes, without making it (~10 ms at start-up): the split is a
+// function of the schema text and the bound, and `npm run build` rewrites the generated file anyway.
+export const SCHEMA_SHA256 = createHash('sha256').update(`split ${SPLIT_BYTES}\n${SCHEMA_TEXT}`).digest('hex')
+export const GENERATED = fileURLToPath(new URL('./spec-validator.generated.mjs', import.meta.url))
 
 async function load (): Promise<ValidateFunction> {
   if (existsSync(GENERATED)) {
@@ -102,7 +85,9 @@ async function load (): Promise<ValidateFunction> {
       // A broken generated file is only a lost shortcut: compile instead.
     }
   }
-  return createAjv().compile(COMPILED_SCHEMA)
+  // ajv itself (~40 ms to load) is needed only here, when there is no prebuilt validator.
+  const { createAjv } = await import('./spec-compiler.js')
+  return createAjv().compile(compiledSchema())
 }
 
 export const validateSpec: ValidateFunction = await load()

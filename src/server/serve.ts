@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net'
 import type { Server as HttpsServer } from 'node:https'
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
-import { ensureServingCerts } from '../certs/index.js'
 import { TlsReloader } from './tls-reloader.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { normalizeOptions, type ServeOptions } from './options.js'
@@ -51,6 +50,8 @@ export async function startServer (partial: Partial<ServeOptions> = {}, logger?:
   const caPath = join(certDir, 'ca.crt')
 
   if (!existsSync(certPath) || !existsSync(keyPath)) {
+    // Loaded only here: generating certificates needs node-forge, serving mounted ones does not.
+    const { ensureServingCerts } = await import('../certs/index.js')
     const made = await ensureServingCerts({ dir: certDir, dnsNames: options.dnsNames })
     log.info({ caPath: made.caPath, certPath: made.certPath }, `generated development certificates; the CA to trust (caBundle) is ${made.caPath}`)
   }
