@@ -6,7 +6,7 @@ import type { JsonObject, ReviewInput, Warning } from './types.js'
 import { at, has, obj, str } from './json.js'
 import { child, warning } from './field.js'
 import { autoscalingEnabled } from './rules.js'
-import { validateNIMService } from './validate.js'
+import { denialCauses } from './validate.js'
 import { DEFAULT_METRIC } from './hpa-defaults.js'
 import { HPA_ANNOTATION, HPA_SHA_ANNOTATION, hpaAnnotations, renderHpa } from './hpa-render.js'
 
@@ -89,7 +89,7 @@ export function mutateNIMService (input: MutationInput): Mutation {
   const unchanged: Mutation = { object: original, patch: [], warnings: [] }
   if (input.operation !== 'CREATE' && input.operation !== 'UPDATE') return unchanged
   // Denying is /validate's job; /mutate leaves an invalid object alone so the denial names the user's fields.
-  if (!validateNIMService(input).allowed) return unchanged
+  if (denialCauses(input).length > 0) return unchanged
 
   const spec = obj(original.spec) ?? {}
   const metadata = obj(original.metadata)

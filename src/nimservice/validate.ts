@@ -1,6 +1,6 @@
 // The verdict: one pure function from (operation, object, oldObject) to (allowed, causes, warnings),
 // called by the webhook server and by the offline CLI alike.
-import type { Cause, JsonObject, ReviewInput, Verdict } from './types.js'
+import type { Cause, ReviewInput, Verdict } from './types.js'
 import { obj } from './json.js'
 import { schemaCauses } from './schema.js'
 import { ruleCauses } from './rules.js'
@@ -21,16 +21,16 @@ function dedupe (causes: Cause[]): Cause[] {
   })
 }
 
-export function validateNIMService (input: ReviewInput): Verdict {
-  if (input.operation !== 'CREATE' && input.operation !== 'UPDATE') return { allowed: true, causes: [], warnings: [] }
-  const object: JsonObject = obj(input.object) ?? {}
+/** The reasons to deny, without warnings: all /mutate needs to know before it changes anything. */
+export function denialCauses (input: ReviewInput): Cause[] {
+  if (input.operation !== 'CREATE' && input.operation !== 'UPDATE') return []
   for (const [which, value] of [['', input.object], ['oldObject.', input.oldObject]] as const) {
     const deep = tooDeep(value)
     if (deep !== undefined) {
-      return { allowed: false, causes: [{ field: `${which}${deep}`, code: 'NIM004', message: `Invalid value: "object": nested deeper than ${MAX_DEPTH} levels` }], warnings: [] }
+      return [{ field: `${which}${deep}`, code: 'NIM004', message: `Invalid value: "object": nested deeper than ${MAX_DEPTH} levels` }]
     }
   }
-  const spec = object.spec
+  const spec = obj(input.object)?.spec
   const oldSpec = input.operation === 'UPDATE' ? obj(obj(input.oldObject)?.spec) : undefined
   const causes = dedupe([
     ...(spec === undefined ? schemaCauses({}) : schemaCauses(spec)),
@@ -38,5 +38,13 @@ export function validateNIMService (input: ReviewInput): Verdict {
   ])
   // A response must stay readable and small: a list of thousands of bad metrics is reported by its
   // first MAX_CAUSES causes (the verdict does not change).
-  return { allowed: causes.length === 0, causes: causes.slice(0, MAX_CAUSES), warnings: warningsFor(object).slice(0, MAX_CAUSES) }
+  return causes.slice(0, MAX_CAUSES)
+}
+
+export function validateNIMService (input: ReviewInput): Verdict {
+  const causes = denialCauses(input)
+  // No warnings for what is not checked, nor for an object too deep to walk.
+  const checked = (input.operation === 'CREATE' || input.operation === 'UPDATE') && causes[0]?.code !== 'NIM004'
+  const warnings = checked ? warningsFor(obj(input.object) ?? {}).slice(0, MAX_CAUSES) : []
+  return { allowed: causes.length === 0, causes, warnings }
 }
