@@ -51,7 +51,7 @@ const RATE_CONNECTIONS = value('rate-connections', `2,${CONNECTIONS}`).split(','
 const CPU_PROF = flag('cpu-prof')
 const PIN = !flag('no-pin') && cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0
 /** The command line for a server process: pinned to CPU 1 when pinning. */
-const serverCommand = (args: string[]): [string, string[]] => PIN ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args]
+const serverCommand = (args: string[], pin = PIN): [string, string[]] => pin ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args]
 const MAIN = resolve(value('main', join(ROOT, 'dist', 'src', 'cli', 'main.js')))
 const LOG_LEVEL = value('log-level', 'info')
 const COMMAND = `node --import tsx bench/server.ts ${argv.join(' ')}`.trim()
@@ -80,10 +80,10 @@ interface Server { name: string, child: ChildProcess, port: number, metricsPort?
 const devNull = openSync('/dev/null', 'w')
 
 /** The real `serve`, logging as in production (one line per review) to /dev/null. */
-async function startReal (certDir: string, extraNodeArgs: string[] = []): Promise<Server> {
+async function startReal (certDir: string, extraNodeArgs: string[] = [], pin = PIN): Promise<Server> {
   const [port, metricsPort] = [await freePort(), await freePort()]
   const started = performance.now()
-  const child = spawn(...serverCommand([...extraNodeArgs, MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort), '--cert-dir', certDir, '--shutdown-delay', '0s', '--log-level', LOG_LEVEL]), { stdio: ['ignore', devNull, 'inherit'] })
+  const child = spawn(...serverCommand([...extraNodeArgs, MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort), '--cert-dir', certDir, '--shutdown-delay', '0s', '--log-level', LOG_LEVEL], pin), { stdio: ['ignore', devNull, 'inherit'] })
   const deadline = Date.now() + 20_000
   while (await httpStatus(metricsPort, '/readyz') !== 200) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`serve did not become ready (exit ${String(child.exitCode)})`)
@@ -212,9 +212,10 @@ async function main (): Promise<void> {
     // First start generates the development certificates; its time is not the cold start.
     const first = await startReal(certDir)
     await stop(first)
+    // Cold starts are not pinned: nothing else runs then, and V8 compiles on helper threads.
     const colds: number[] = []
     for (let i = 0; i < 5; i++) {
-      const s = await startReal(certDir)
+      const s = await startReal(certDir, [], false)
       colds.push(s.startMs)
       await stop(s)
     }

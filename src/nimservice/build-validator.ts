@@ -6,8 +6,9 @@ import standaloneCode from 'ajv/dist/standalone/index.js'
 
 // Remove the previous output first: spec-validator.js would otherwise load it while being imported here.
 rmSync(fileURLToPath(new URL('./spec-validator.generated.mjs', import.meta.url)), { force: true })
-const { compiledSchema, GENERATED, SCHEMA_SHA256 } = await import('./spec-validator.js')
+const { GENERATED, SCHEMA_SHA256 } = await import('./spec-validator.js')
 const { createAjv } = await import('./spec-compiler.js')
+const { compiledSchema } = await import('./schema-split.js')
 
 const ajv = createAjv({ standalone: true })
 const code = standaloneCode.default(ajv, ajv.compile(compiledSchema()))

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { compiledSchema, SPLIT_BYTES, splitSchema } from '../../src/nimservice/spec-validator.js'
+import { compiledSchema, SPLIT_BYTES, splitSchema } from '../../src/nimservice/schema-split.js'
 import { SCHEMA_DIR, PACKAGE_ROOT } from '../../src/paths.js'
 
 type Json = Record<string, unknown>
