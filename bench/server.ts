@@ -51,7 +51,9 @@ const RATE_CONNECTIONS = value('rate-connections', `2,${CONNECTIONS}`).split(','
 const CPU_PROF = flag('cpu-prof')
 const PIN = !flag('no-pin') && cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0
 /** The command line for a server process: pinned to CPU 1 when pinning. */
-const serverCommand = (args: string[], pin = PIN): [string, string[]] => pin ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args]
+// Children inherit this process's affinity (CPU 0 once pinned): an unpinned server is given all CPUs back.
+const serverCommand = (args: string[], pin = PIN): [string, string[]] =>
+  PIN ? ['taskset', ['-c', pin ? '1' : `0-${cpus().length - 1}`, process.execPath, ...args]] : [process.execPath, args]
 const MAIN = resolve(value('main', join(ROOT, 'dist', 'src', 'cli', 'main.js')))
 const LOG_LEVEL = value('log-level', 'info')
 const COMMAND = `node --import tsx bench/server.ts ${argv.join(' ')}`.trim()
