@@ -1,7 +1,6 @@
 // Mutation: defaults plus the rendered HPA in annotations, as a pure function of the review's input.
 // Each change is written as a JSON Patch operation and, at the same time, into a copy of the object
 // that shares every untouched part with the input (which is never written): no deep clone, no diff.
-import type { Operation as PatchOperation } from 'fast-json-patch'
 import type { JsonObject, ReviewInput, Warning } from './types.js'
 import { at, has, obj, str } from './json.js'
 import { child, warning } from './field.js'
@@ -11,6 +10,9 @@ import { DEFAULT_METRIC } from './hpa-defaults.js'
 import { HPA_ANNOTATION, HPA_SHA_ANNOTATION, hpaAnnotations, renderHpa } from './hpa-render.js'
 
 export const DEFAULT_SERVICE_PORT = 8000
+
+/** An RFC 6902 operation, of the three kinds a mutation writes. */
+export type PatchOperation = { op: 'add' | 'replace', path: string, value: unknown } | { op: 'remove', path: string }
 
 export interface MutationInput extends ReviewInput {
   /** The request's namespace; the object's own metadata.namespace may be empty on CREATE. */
