@@ -66,14 +66,7 @@ function validateMetricSpec (spec: JsonObject, path: string): Cause[] {
 
   // Only the first source present is validated; the others are reported as forbidden below.
   const present: string[] = []
-  const sources: Array<[string, (src: JsonObject, p: string) => Cause[]]> = [
-    ['object', validateObjectSource],
-    ['external', validateExternalSource],
-    ['pods', validatePodsSource],
-    ['resource', validateResourceSource],
-    ['containerResource', validateContainerResourceSource]
-  ]
-  for (const [name, validate] of sources) {
+  for (const [name, validate] of SOURCES) {
     if (!has(spec, name)) continue
     present.push(name)
     if (present.length === 1) errs.push(...validate(obj(spec[name]) ?? {}, child(path, name)))
@@ -94,6 +87,15 @@ function validateMetricSpec (spec: JsonObject, path: string): Cause[] {
   }
   return errs
 }
+
+// The metric sources in the order Kubernetes checks them (function declarations are hoisted).
+const SOURCES: ReadonlyArray<readonly [string, (src: JsonObject, path: string) => Cause[]]> = [
+  ['object', validateObjectSource],
+  ['external', validateExternalSource],
+  ['pods', validatePodsSource],
+  ['resource', validateResourceSource],
+  ['containerResource', validateContainerResourceSource]
+]
 
 function target (src: JsonObject): JsonObject {
   return obj(src.target) ?? {}
