@@ -1,5 +1,5 @@
 // From a decoded review to a response: which requests are checked, and with which domain function.
-import { validateNIMService, mutateNIMService } from '../nimservice/index.js'
+import { checksOperation, validateNIMService, mutateNIMService } from '../nimservice/index.js'
 import type { Cause, Warning } from '../nimservice/types.js'
 import { denial, formatWarnings, type AdmissionRequest, type AdmissionResponse } from './review.js'
 
@@ -19,11 +19,12 @@ const KIND = 'NIMService'
 function skipReason (req: AdmissionRequest): string | undefined {
   if (req.kind.group !== GROUP || req.kind.kind !== KIND) return 'other_kind'
   if (req.subResource !== undefined) return 'subresource'
-  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return req.operation.toLowerCase()
+  if (!checksOperation(req.operation)) return req.operation.toLowerCase()
   return undefined
 }
 
-function objectName (req: AdmissionRequest): string | undefined {
+/** The object's name, or the request's (empty on a CREATE with generateName). */
+export function objectName (req: AdmissionRequest): string | undefined {
   const meta = (req.object as { metadata?: { name?: unknown } } | undefined)?.metadata
   return typeof meta?.name === 'string' ? meta.name : req.name
 }

@@ -1,6 +1,6 @@
 // The NIMService domain: pure functions shared by the webhook server and the CLI.
 export type { Cause, Warning, Verdict, Operation, ReviewInput, JsonObject } from './types.js'
-export { validateNIMService } from './validate.js'
+export { validateNIMService, checksOperation } from './validate.js'
 export { mutateNIMService, type Mutation, type MutationInput } from './mutate.js'
 export { renderHpa, hpaAnnotations, HPA_ANNOTATION, HPA_SHA_ANNOTATION } from './hpa-render.js'
 export { validateHpaSpec } from './hpa-validation.js'

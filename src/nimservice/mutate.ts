@@ -5,7 +5,7 @@ import type { JsonObject, ReviewInput, Warning } from './types.js'
 import { at, has, obj, str } from './json.js'
 import { child, warning } from './field.js'
 import { autoscalingEnabled } from './rules.js'
-import { denialCauses } from './validate.js'
+import { checksOperation, denialCauses } from './validate.js'
 import { DEFAULT_METRIC } from './hpa-defaults.js'
 import { HPA_ANNOTATION, HPA_SHA_ANNOTATION, hpaAnnotations, renderHpa } from './hpa-render.js'
 
@@ -89,7 +89,7 @@ function fillDefaults (spec: JsonObject, hpa: JsonObject, patch: Patch, warnings
 export function mutateNIMService (input: MutationInput): Mutation {
   const original = obj(input.object) ?? {}
   const unchanged: Mutation = { object: original, patch: [], warnings: [] }
-  if (input.operation !== 'CREATE' && input.operation !== 'UPDATE') return unchanged
+  if (!checksOperation(input.operation)) return unchanged
   // Denying is /validate's job; /mutate leaves an invalid object alone so the denial names the user's fields.
   if (denialCauses(input).length > 0) return unchanged
 

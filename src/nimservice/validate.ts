@@ -21,9 +21,14 @@ function dedupe (causes: Cause[]): Cause[] {
   })
 }
 
+/** Only CREATE and UPDATE are checked: a DELETE or CONNECT carries nothing to hold to the rules. */
+export function checksOperation (operation: string): boolean {
+  return operation === 'CREATE' || operation === 'UPDATE'
+}
+
 /** The reasons to deny, without warnings: all /mutate needs to know before it changes anything. */
 export function denialCauses (input: ReviewInput): Cause[] {
-  if (input.operation !== 'CREATE' && input.operation !== 'UPDATE') return []
+  if (!checksOperation(input.operation)) return []
   for (const [which, value] of [['', input.object], ['oldObject.', input.oldObject]] as const) {
     const deep = tooDeep(value)
     if (deep !== undefined) {
@@ -42,9 +47,9 @@ export function denialCauses (input: ReviewInput): Cause[] {
 }
 
 export function validateNIMService (input: ReviewInput): Verdict {
+  if (!checksOperation(input.operation)) return { allowed: true, causes: [], warnings: [] }
   const causes = denialCauses(input)
-  // No warnings for what is not checked, nor for an object too deep to walk.
-  const checked = (input.operation === 'CREATE' || input.operation === 'UPDATE') && causes[0]?.code !== 'NIM004'
-  const warnings = checked ? warningsFor(obj(input.object) ?? {}).slice(0, MAX_CAUSES) : []
+  // No warnings for an object too deep to walk.
+  const warnings = causes[0]?.code === 'NIM004' ? [] : warningsFor(obj(input.object) ?? {}).slice(0, MAX_CAUSES)
   return { allowed: causes.length === 0, causes, warnings }
 }

@@ -4,7 +4,7 @@ import type { ServerOptions as HttpsOptions } from 'node:https'
 import type { Logger } from 'pino'
 import { BadReview, decodeReview, encodeReview, type AdmissionRequest } from '../admission/review.js'
 import { internalErrorResponse, refusalBody } from '../admission/refusal.js'
-import { HANDLERS, type Endpoint, type Outcome } from '../admission/handlers.js'
+import { HANDLERS, objectName, type Endpoint, type Outcome } from '../admission/handlers.js'
 import type { Metrics } from './metrics.js'
 
 export interface WebhookAppOptions {
@@ -41,7 +41,7 @@ function reviewLine (endpoint: Endpoint, req: AdmissionRequest, outcome: Outcome
     endpoint,
     kind: req.kind.kind,
     namespace: req.namespace,
-    name: req.name ?? (req.object as { metadata?: { name?: string } } | undefined)?.metadata?.name,
+    name: objectName(req),
     operation: req.operation,
     subResource: req.subResource,
     dryRun: req.dryRun,
