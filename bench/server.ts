@@ -50,8 +50,10 @@ const FIXED_RATE = Number(value('rate', '1000'))
 const RATE_CONNECTIONS = value('rate-connections', `2,${CONNECTIONS}`).split(',').map(Number)
 const CPU_PROF = flag('cpu-prof')
 const PIN = !flag('no-pin') && cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0
-/** The command line for a server process: pinned to CPU 1 when pinning. */
-// Children inherit this process's affinity (CPU 0 once pinned): an unpinned server is given all CPUs back.
+/**
+ * The command line for a server process: on CPU 1 when pinning. Children inherit this process's
+ * affinity (CPU 0 once pinned), so a server started with `pin` false is given all CPUs back.
+ */
 const serverCommand = (args: string[], pin = PIN): [string, string[]] =>
   PIN ? ['taskset', ['-c', pin ? '1' : `0-${cpus().length - 1}`, process.execPath, ...args]] : [process.execPath, args]
 const MAIN = resolve(value('main', join(ROOT, 'dist', 'src', 'cli', 'main.js')))

@@ -1,5 +1,6 @@
-// Writes ajv's standalone validator for the spec schema next to spec-validator.js, stamped with the
-// compiled schema's SHA-256 so that a stale file is never used. Run by `npm run build` after tsc.
+// Writes ajv's standalone validator for the split spec schema next to spec-validator.js, stamped with
+// SCHEMA_SHA256 (schema text and split bound) so that a stale file is never used. Run by `npm run build`
+// after tsc.
 import { rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import standaloneCode from 'ajv/dist/standalone/index.js'

@@ -14,7 +14,7 @@ export function createAjv (opts: { standalone?: boolean } = {}): Ajv {
     strictTypes: false,
     strictRequired: false,
     useDefaults: false,
-    // Each $ref of the split schema (spec-validator.ts) becomes a function of its own.
+    // Each $ref of the split schema (schema-split.ts) becomes a function of its own.
     inlineRefs: false,
     // The CRD's patterns are Go RE2 expressions; some are not valid under JavaScript's `u` flag.
     unicodeRegExp: false,
