@@ -13,6 +13,7 @@ if [ "$suite" = all ] || [ "$suite" = unit ]; then files+=(test/unit/*.test.ts);
 if [ "$suite" = all ] || [ "$suite" = e2e ]; then
   # The e2e suite needs the Go-built kube-apiserver and helm; both are built from the Go module proxy.
   if [ -f scripts/build-apiserver.sh ]; then bash scripts/build-apiserver.sh; fi
+  if [ -f scripts/build-operator.sh ]; then bash scripts/build-operator.sh; fi
   if [ -f scripts/install-helm.sh ]; then bash scripts/install-helm.sh; fi
   shopt -s nullglob
   files+=(test/e2e/*.test.ts)
