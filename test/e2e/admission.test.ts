@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
 import { apiRequest, kubectl, kubectlOk, startWebhook, waitFor, type WebhookProcess } from '../helpers/kube.js'
-import { crdWithoutCel, upstreamCrd } from '../helpers/crd.js'
+import { crdWithoutCel, upstreamCrd, waitForCrdsEstablished } from '../helpers/crd.js'
 import { SEED_EXAMPLES } from '../fixtures/seed-examples.js'
 import { HPA_CASES } from '../fixtures/hpa-cases.js'
 import { autoscaled, nim } from '../helpers/nimservice.js'
@@ -54,8 +54,7 @@ function register (failurePolicy: 'Fail' | 'Ignore'): void {
 
 async function installCrd (crd: Json): Promise<void> {
   kubectlOk(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', '-'], yaml(crd))
-  kubectlOk(kubeconfig, ['wait', '--for', 'condition=established', '--timeout', '60s', 'crd/nimservices.apps.nvidia.com'])
-  await waitFor('nimservices in discovery', () => kubectl(kubeconfig, ['get', 'nimservices', '-A']).status === 0 ? true : undefined)
+  await waitForCrdsEstablished(kubeconfig, ['nimservices.apps.nvidia.com'])
 }
 
 /** The webhooks take a moment to be honoured after registration: wait until a denial comes from ours. */

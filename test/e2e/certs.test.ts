@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { startApiserver, type Apiserver } from '../helpers/apiserver.js'
 import { apiRequest, kubectlOk, startWebhook, waitFor, type WebhookProcess } from '../helpers/kube.js'
-import { crdWithoutCel } from '../helpers/crd.js'
+import { crdWithoutCel, waitForCrdsEstablished } from '../helpers/crd.js'
 import { autoscaled } from '../helpers/nimservice.js'
 
 type Json = Record<string, unknown>
@@ -62,7 +62,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nim-certs-e2e-'))
   kubectlOk(apiserver.kubeconfig, ['create', 'namespace', NS])
   kubectlOk(apiserver.kubeconfig, ['apply', '--server-side', '-f', '-'], stringify(crdWithoutCel()))
-  kubectlOk(apiserver.kubeconfig, ['wait', '--for', 'condition=established', '--timeout', '60s', 'crd/nimservices.apps.nvidia.com'])
+  await waitForCrdsEstablished(apiserver.kubeconfig, ['nimservices.apps.nvidia.com'])
   generate()
   webhook = await startWebhook(ROOT, dir)
 })

@@ -23,7 +23,7 @@ import { after, before, describe, it } from 'node:test'
 import { parse as parseYaml, stringify } from 'yaml'
 import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
 import { helmBinary, helmTemplate, repoRoot, type HelmTemplateOptions, type Manifest } from '../helpers/helm.js'
-import { upstreamCrd } from '../helpers/crd.js'
+import { upstreamCrd, waitForCrdsEstablished } from '../helpers/crd.js'
 import { kubectl, kubectlOk } from '../helpers/kube.js'
 
 const NS = 'nim-system'
@@ -112,7 +112,7 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
     // The NIM Operator's own NIMService CRD, so RBAC questions about nimservices resolve; no webhook is registered.
     const crds = [...STUB_CRDS, upstreamCrd()]
     kubectlOk(kubeconfig, ['apply', '--server-side', '-f', '-'], crds.map((c) => stringify(c)).join('---\n'))
-    kubectlOk(kubeconfig, ['wait', '--for', 'condition=established', '--timeout', '60s', ...crds.map((c) => `crd/${(c as { metadata: { name: string } }).metadata.name}`)])
+    await waitForCrdsEstablished(kubeconfig, crds.map((c) => (c as { metadata: { name: string } }).metadata.name))
   }, { timeout: 600_000 })
 
   after(async () => {
