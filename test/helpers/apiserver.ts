@@ -7,7 +7,7 @@ import { PACKAGE_ROOT } from '../../src/paths.js'
 export interface ApiserverOptions {
   /** Path to the harness binary; defaults to apiserverBinary(). */
   binary?: string
-  /** How long to wait for READY; default 90 s. */
+  /** How long to wait for READY; default 180 s (bootstrap RBAC alone can take a minute on a loaded 2-core box). */
   timeoutMs?: number
   /** Extra kube-apiserver flags, passed after `--`. */
   args?: string[]
@@ -39,7 +39,7 @@ export function haveGo (): boolean {
 
 export async function startApiserver (opts: ApiserverOptions = {}): Promise<Apiserver> {
   const binary = opts.binary ?? apiserverBinary()
-  const timeoutMs = opts.timeoutMs ?? 90_000
+  const timeoutMs = opts.timeoutMs ?? 180_000
   const args = opts.args !== undefined && opts.args.length > 0 ? ['--', ...opts.args] : []
 
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -60,9 +60,22 @@ export async function waitFor<T> (what: string, fn: () => Promise<T | undefined>
 
 export interface WebhookProcess { port: number, metricsPort: number, stop (): Promise<void>, logs (): string }
 
-/** Runs the real `nim-admission serve` (the built CLI) on loopback and waits until /readyz answers. */
+/**
+ * Runs the real `nim-admission serve` (the built CLI) on loopback and waits until /readyz answers. A port
+ * picked by freePort() can be taken by another process before serve binds it: with no port given, a
+ * start that fails with EADDRINUSE is retried on new ports.
+ */
 export async function startWebhook (root: string, certDir: string, port?: number): Promise<WebhookProcess> {
-  const p = port ?? await freePort()
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWebhookOnce(root, certDir, port ?? await freePort())
+    } catch (err) {
+      if (port !== undefined || attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err
+    }
+  }
+}
+
+async function startWebhookOnce (root: string, certDir: string, p: number): Promise<WebhookProcess> {
   const metricsPort = await freePort()
   const child = spawn(process.execPath, [`${root}/dist/src/cli/main.js`, 'serve', '--host', '127.0.0.1', '--port', String(p),
     '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort), '--cert-dir', certDir, '--shutdown-delay', '0s'], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -71,11 +84,16 @@ export async function startWebhook (root: string, certDir: string, port?: number
   child.stderr.on('data', (c: Buffer) => { logs = (logs + c.toString()).slice(-200_000) })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   process.once('exit', () => child.kill('SIGKILL'))
-  await waitFor(`nim-admission serve on :${p} (logs: ${logs})`, async () => {
+  // 60 s: a cold node start on a loaded 2-core machine can take several seconds.
+  await waitFor(`nim-admission serve on :${p}`, async () => {
     if (child.exitCode !== null) throw new Error(`serve exited: ${logs}`)
     const res = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined)
     return res?.status === 200 ? true : undefined
-  }, 20_000)
+  }, 60_000).catch(async (err: Error) => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+    await exited
+    throw new Error(`${err.message}; logs: ${logs}`)
+  })
   return {
     port: p,
     metricsPort,
