@@ -2,6 +2,7 @@
 # Runs every test on a fresh clone: installs what the tests need, builds, then runs node's test runner.
 #   NIM_TEST_LONG=1   long mode (fuzz suites run their full request counts)
 #   NIM_TEST_ONLY=unit|e2e   run one suite
+#   NIM_TEST_CONCURRENCY=N   test files run at once (node's default: CPUs - 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
@@ -19,4 +20,6 @@ if [ "$suite" = all ] || [ "$suite" = e2e ]; then
   files+=(test/e2e/*.test.ts)
 fi
 # node picks the spec reporter on a terminal and TAP otherwise (CI reads its closing summary).
-exec node --import tsx --test --test-timeout=600000 "${files[@]}"
+concurrency=()
+if [ -n "${NIM_TEST_CONCURRENCY:-}" ]; then concurrency=(--test-concurrency="$NIM_TEST_CONCURRENCY"); fi
+exec node --import tsx --test --test-timeout=600000 "${concurrency[@]}" "${files[@]}"
