@@ -13,5 +13,5 @@ export { defaultCaRenewBeforeMs, defaultRenewBeforeMs, planRotation, type CertSt
 export { certFileNames, certPaths, readCertDir, writeCertDir, writeFileAtomic, type CertPaths } from './files.js'
 export { ensureServingCerts, type EnsureOptions, type EnsureResult } from './ensure.js'
 export { readCaBundleFromSecret, readSecretState, writeSecretState, type SecretRef, type SecretStore } from './secret.js'
-export { injectCaBundle, type InjectOptions, type InjectResult, type WebhookKind } from './inject.js'
+export { deleteWebhookConfigurations, failurePolicies, injectCaBundle, type DeleteResult, type FailurePolicy, type InjectOptions, type InjectResult, type WebhookKind } from './inject.js'
 export { kubeClients, kubeFailure, type KubeClients, type SecretApi, type WebhookApi } from './kube.js'

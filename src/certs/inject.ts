@@ -2,6 +2,11 @@
 // Mutating WebhookConfigurations. The new bundle is the old one plus the given CAs, expired ones dropped,
 // each once: during a CA rotation the apiserver trusts the old and the new CA, so no call fails between
 // the injection and the moment the webhook serves a certificate from the new CA.
+//
+// With a failurePolicy it also arms the entries: the chart creates them with `Ignore`, so that nothing refuses
+// NIMService writes before a certificate and its caBundle exist, and this sets the configured policy once they
+// do. Without a CA to add it only arms, and only entries whose caBundle already holds an unexpired CA (put
+// there by cert-manager's cainjector, or by hand).
 import type { V1MutatingWebhookConfiguration, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node'
 
 import { mergeCaBundle, type BundleCert } from './bundle.js'
@@ -9,14 +14,18 @@ import { CertError } from './errors.js'
 import { httpStatus, kubeFailure, type WebhookApi } from './kube.js'
 
 export type WebhookKind = 'ValidatingWebhookConfiguration' | 'MutatingWebhookConfiguration'
+export type FailurePolicy = 'Fail' | 'Ignore'
+export const failurePolicies: readonly FailurePolicy[] = ['Fail', 'Ignore']
 type AnyConfiguration = V1ValidatingWebhookConfiguration | V1MutatingWebhookConfiguration
 
 export interface InjectOptions {
   api: WebhookApi
   /** Names of webhook configurations; each must exist as a Validating or Mutating one (or both). */
   webhooks: readonly string[]
-  /** PEM CA bundle to add (ca.crt). */
-  caBundle: string
+  /** PEM CA bundle to add (ca.crt); undefined: add nothing, only set failurePolicy. */
+  caBundle?: string
+  /** Set this failurePolicy on every entry; `Fail` only once its caBundle holds an unexpired CA. */
+  failurePolicy?: FailurePolicy
   now?: Date
   /** Compute, do not write. */
   dryRun?: boolean
@@ -32,6 +41,8 @@ export interface InjectResult {
   bundle: BundleCert[]
   added: number
   expired: number
+  /** Entries whose failurePolicy this call set (0 when none differed or none was asked for). */
+  armed: number
 }
 
 const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64')
@@ -57,22 +68,30 @@ async function readOptional (api: WebhookApi, kind: WebhookKind, name: string): 
   }
 }
 
-/** The object with every entry's caBundle merged; `changed` when any entry differs. */
-function withBundle (object: AnyConfiguration, caBundle: string, now: Date): { body: AnyConfiguration; result: Omit<InjectResult, 'kind' | 'name'> } {
+/** The object with every entry's caBundle merged and failurePolicy set; `changed` when any entry differs. */
+function withBundle (object: AnyConfiguration, opts: Pick<InjectOptions, 'caBundle' | 'failurePolicy'>, now: Date): { body: AnyConfiguration; result: Omit<InjectResult, 'kind' | 'name'>; unarmed: string[] } {
   let changed = false
   let added = 0
   let expired = 0
+  let armed = 0
   let bundle: BundleCert[] = []
+  const unarmed: string[] = []
   const webhooks = (object.webhooks ?? []).map((entry, i) => {
-    const merged = mergeCaBundle(unb64(entry.clientConfig?.caBundle), caBundle, { now })
+    const merged = mergeCaBundle(unb64(entry.clientConfig?.caBundle), opts.caBundle ?? [], { now })
     if (i === 0) bundle = merged.certs
     added += merged.added.length
     expired += merged.expired.length
-    if (!merged.changed) return entry
-    changed = true
-    return { ...entry, clientConfig: { ...entry.clientConfig, caBundle: b64(merged.pem) } }
+    let next = entry
+    if (merged.changed && opts.caBundle !== undefined) next = { ...next, clientConfig: { ...next.clientConfig, caBundle: b64(merged.pem) } }
+    if (opts.failurePolicy !== undefined && entry.failurePolicy !== opts.failurePolicy) {
+      // Never arm an entry the apiserver could not call: its calls would all fail, and with Fail refuse writes.
+      if (merged.certs.length === 0 && opts.failurePolicy === 'Fail') unarmed.push(entry.name)
+      else { next = { ...next, failurePolicy: opts.failurePolicy }; armed++ }
+    }
+    if (next !== entry) changed = true
+    return next
   })
-  return { body: { ...object, webhooks } as AnyConfiguration, result: { webhooks: webhooks.length, changed, bundle, added, expired } }
+  return { body: { ...object, webhooks } as AnyConfiguration, result: { webhooks: webhooks.length, changed, bundle, added, expired, armed }, unarmed }
 }
 
 export async function injectCaBundle (opts: InjectOptions): Promise<InjectResult[]> {
@@ -90,13 +109,21 @@ export async function injectCaBundle (opts: InjectOptions): Promise<InjectResult
   if (missing.length > 0) {
     throw new CertError('NIMCERT_WEBHOOK_NOT_FOUND', `no ValidatingWebhookConfiguration or MutatingWebhookConfiguration named ${missing.join(', ')}; apply the webhook configuration first (kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations lists them)`, { subject: missing.join(', ') })
   }
+  // Every entry must be armable before anything is written, so a refusal leaves all of them as they were.
+  const unarmed = found.flatMap((item) => withBundle(item.object, opts, now).unarmed.map((entry) => `${item.kind} ${item.name} webhook ${entry}`))
+  if (unarmed.length > 0) {
+    throw new CertError('NIMCERT_NO_CA_BUNDLE', `${unarmed.join(', ')}: caBundle holds no unexpired CA, so failurePolicy ${opts.failurePolicy ?? ''} is not set; inject one first (--secret NAME or --ca-file PATH, or wait for cert-manager's cainjector)`, { subject: unarmed.join(', ') })
+  }
   const results: InjectResult[] = []
   for (const item of found) {
     let object = item.object
     for (let attempt = 1; ; attempt++) {
-      const { body, result } = withBundle(object, opts.caBundle, now)
+      const { body, result, unarmed } = withBundle(object, opts, now)
       if (result.webhooks === 0) {
         throw new CertError('NIMCERT_WEBHOOK_NOT_FOUND', `${item.kind} ${item.name} has no webhook entries to inject into; check the manifest`, { subject: item.name })
+      }
+      if (unarmed.length > 0) {
+        throw new CertError('NIMCERT_NO_CA_BUNDLE', `${item.kind} ${item.name} webhook ${unarmed.join(', ')}: caBundle lost its CA while being armed; run the command again`, { subject: item.name })
       }
       if (result.changed && opts.dryRun !== true) {
         try {
@@ -112,6 +139,29 @@ export async function injectCaBundle (opts: InjectOptions): Promise<InjectResult
       }
       results.push({ kind: item.kind, name: item.name, ...result })
       break
+    }
+  }
+  return results
+}
+
+export interface DeleteResult { kind: WebhookKind; name: string; deleted: boolean }
+
+/**
+ * Deletes the Validating and Mutating configuration of each name; an absent one is not an error. Run before the
+ * webhook's Service goes away (the chart's pre-delete hook), so no configuration is left calling nothing.
+ */
+export async function deleteWebhookConfigurations (api: WebhookApi, names: readonly string[]): Promise<DeleteResult[]> {
+  const results: DeleteResult[] = []
+  for (const name of new Set(names)) {
+    for (const kind of Object.keys(kinds) as WebhookKind[]) {
+      try {
+        if (kind === 'ValidatingWebhookConfiguration') await api.deleteValidatingWebhookConfiguration({ name })
+        else await api.deleteMutatingWebhookConfiguration({ name })
+        results.push({ kind, name, deleted: true })
+      } catch (err) {
+        if (httpStatus(err) !== 404) throw kubeFailure(err, `delete ${kind} ${name}`)
+        results.push({ kind, name, deleted: false })
+      }
     }
   }
   return results

@@ -7,7 +7,8 @@ import { CertError, reason } from './errors.js'
 export type SecretApi = Pick<CoreV1Api, 'readNamespacedSecret' | 'createNamespacedSecret' | 'replaceNamespacedSecret'>
 export type WebhookApi = Pick<AdmissionregistrationV1Api,
 'readValidatingWebhookConfiguration' | 'replaceValidatingWebhookConfiguration' |
-'readMutatingWebhookConfiguration' | 'replaceMutatingWebhookConfiguration'>
+'readMutatingWebhookConfiguration' | 'replaceMutatingWebhookConfiguration' |
+'deleteValidatingWebhookConfiguration' | 'deleteMutatingWebhookConfiguration'>
 
 export interface KubeClients {
   core: SecretApi

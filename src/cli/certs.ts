@@ -6,7 +6,7 @@ import { CertError } from '../certs/errors.js'
 import { parseDuration } from '../certs/expiry.js'
 import { certPaths, readCertDir, writeCertDir } from '../certs/files.js'
 import { generateDefaults, requestedNames, type PemPair } from '../certs/generate.js'
-import { injectCaBundle } from '../certs/inject.js'
+import { deleteWebhookConfigurations, failurePolicies, injectCaBundle, type FailurePolicy } from '../certs/inject.js'
 import { kubeClients, type KubeClients } from '../certs/kube.js'
 import { readPemFile } from '../certs/pair.js'
 import { planRotation, type RotationPlan } from '../certs/rotation.js'
@@ -21,6 +21,8 @@ export interface CertsCommandDeps {
   /** Kubernetes clients for a kubeconfig path (default: @kubernetes/client-node). */
   kube?: (kubeconfig?: string) => Promise<KubeClients>
   now?: () => Date
+  /** Pause between `inject --wait` attempts (default: setTimeout). */
+  sleep?: (ms: number) => Promise<void>
 }
 
 export const defaultOutDir = 'certs'
@@ -62,9 +64,26 @@ export interface InjectFlags {
   caFile?: string
   secret?: string
   secretNamespace?: string
+  failurePolicy?: FailurePolicy
+  /** Milliseconds to keep retrying while what is injected or armed does not exist yet. */
+  wait?: number
   kubeconfig?: string
   dryRun?: boolean
 }
+
+export interface UninstallFlags {
+  webhook: string[]
+  kubeconfig?: string
+}
+
+const policy = (value: string): FailurePolicy => {
+  if (!(failurePolicies as readonly string[]).includes(value)) throw new InvalidArgumentError(`--failure-policy expects ${failurePolicies.join(' or ')}.`)
+  return value as FailurePolicy
+}
+
+/** What may still appear while `inject --wait` waits: the Secret, the configurations, cert-manager's caBundle. */
+const notYet = new Set(['NIMCERT_SECRET_NOT_FOUND', 'NIMCERT_WEBHOOK_NOT_FOUND', 'NIMCERT_NO_CA_BUNDLE'])
+const waitStepMs = 2000
 
 function externalCa (flags: GenerateFlags): PemPair | undefined {
   if (flags.caCert === undefined && flags.caKey === undefined) return undefined
@@ -138,26 +157,65 @@ export async function runGenerate (flags: GenerateFlags, deps: CertsCommandDeps 
   return plan
 }
 
-/** `certs inject`: merge the CA bundle into caBundle of the named webhook configurations. */
+/** `certs inject`: merge the CA bundle into caBundle of the named webhook configurations, and arm them. */
 export async function runInject (flags: InjectFlags, deps: CertsCommandDeps = {}): Promise<void> {
   const out = deps.out ?? ((line: string) => { process.stdout.write(`${line}\n`) })
   const now = deps.now?.() ?? new Date()
-  if ((flags.caFile === undefined) === (flags.secret === undefined)) {
-    throw new CertError('NIMCERT_BAD_OPTION', 'give exactly one of --ca-file PATH or --secret NAME as the source of the CA bundle')
+  if (flags.caFile !== undefined && flags.secret !== undefined) {
+    throw new CertError('NIMCERT_BAD_OPTION', '--ca-file and --secret exclude each other: give one source of the CA bundle')
+  }
+  if (flags.caFile === undefined && flags.secret === undefined && flags.failurePolicy === undefined) {
+    throw new CertError('NIMCERT_BAD_OPTION', 'give --ca-file PATH or --secret NAME as the source of the CA bundle, or --failure-policy alone to arm entries that already have one')
   }
   // A file is checked before any cluster call, so a bad file fails fast even without a cluster.
   const fileBundle = flags.caFile === undefined ? undefined : requireUsableBundle(readPemFile(flags.caFile, 'CA bundle'), `CA bundle ${flags.caFile}`, { now })
   const clients = await (deps.kube ?? kubeClients)(flags.kubeconfig)
-  let bundle = fileBundle
-  if (bundle === undefined) {
-    const ref = { namespace: flags.secretNamespace ?? clients.namespace, name: flags.secret ?? '' }
-    bundle = requireUsableBundle(await readCaBundleFromSecret(clients.core, ref), `ca.crt of Secret ${ref.namespace}/${ref.name}`, { now })
+  const sleep = deps.sleep ?? (async (ms: number) => { await new Promise((resolve) => setTimeout(resolve, ms)) })
+  const retries = Math.floor((flags.wait ?? 0) / waitStepMs)
+  let waitingFor = ''
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await injectOnce(flags, clients, fileBundle?.pem, deps.now?.() ?? new Date(), out)
+      return
+    } catch (err) {
+      if (!(err instanceof CertError) || !notYet.has(err.code) || attempt >= retries) throw err
+      if (err.message !== waitingFor) out(`waiting: ${err.message}`)
+      waitingFor = err.message
+      await sleep(waitStepMs)
+    }
   }
-  const results = await injectCaBundle({ api: clients.admission, webhooks: flags.webhook, caBundle: bundle.pem, now, dryRun: flags.dryRun === true })
+}
+
+async function injectOnce (flags: InjectFlags, clients: KubeClients, fileBundle: string | undefined, now: Date, out: (line: string) => void): Promise<void> {
+  let bundle = fileBundle
+  if (bundle === undefined && flags.secret !== undefined) {
+    const ref = { namespace: flags.secretNamespace ?? clients.namespace, name: flags.secret }
+    bundle = requireUsableBundle(await readCaBundleFromSecret(clients.core, ref), `ca.crt of Secret ${ref.namespace}/${ref.name}`, { now }).pem
+  }
+  const results = await injectCaBundle({
+    api: clients.admission,
+    webhooks: flags.webhook,
+    ...(bundle === undefined ? {} : { caBundle: bundle }),
+    ...(flags.failurePolicy === undefined ? {} : { failurePolicy: flags.failurePolicy }),
+    now,
+    dryRun: flags.dryRun === true
+  })
   for (const r of results) {
     const verb = !r.changed ? 'unchanged' : flags.dryRun === true ? 'would update' : 'updated'
-    const detail = r.changed ? ` (+${r.added} CA, -${r.expired} expired)` : ''
-    out(`${r.kind}/${r.name}: ${verb}, ${r.webhooks} webhook(s) trust ${describeBundle(r.bundle)}${detail}`)
+    const detail = [
+      ...(r.added + r.expired > 0 ? [`+${r.added} CA, -${r.expired} expired`] : []),
+      ...(r.armed > 0 ? [`failurePolicy ${flags.failurePolicy ?? ''} on ${r.armed}`] : [])
+    ]
+    out(`${r.kind}/${r.name}: ${verb}, ${r.webhooks} webhook(s) trust ${describeBundle(r.bundle)}${detail.length > 0 ? ` (${detail.join('; ')})` : ''}`)
+  }
+}
+
+/** `certs uninstall`: delete the named webhook configurations before the webhook itself goes. */
+export async function runUninstall (flags: UninstallFlags, deps: CertsCommandDeps = {}): Promise<void> {
+  const out = deps.out ?? ((line: string) => { process.stdout.write(`${line}\n`) })
+  const clients = await (deps.kube ?? kubeClients)(flags.kubeconfig)
+  for (const r of await deleteWebhookConfigurations(clients.admission, flags.webhook)) {
+    out(`${r.kind}/${r.name}: ${r.deleted ? 'deleted' : 'absent'}`)
   }
 }
 
@@ -180,7 +238,8 @@ Examples:
   $ nim-admission certs generate --service nim-admission --namespace nim-system --out ./certs
   $ nim-admission certs generate --service nim-admission --namespace nim-system --secret nim-admission-tls
   $ nim-admission certs inject --webhook nim-admission --secret nim-admission-tls --secret-namespace nim-system
-  $ nim-admission certs inject --webhook nim-admission --ca-file ./certs/ca.crt`
+  $ nim-admission certs inject --webhook nim-admission --ca-file ./certs/ca.crt
+  $ nim-admission certs inject --webhook nim-admission --secret nim-admission-tls --failure-policy Fail`
 
 export function registerCertsCommand (program: Command, deps: CertsCommandDeps = {}): void {
   const certs = program.command('certs').description('make, renew and publish the webhook certificates (no cert-manager needed)')
@@ -214,12 +273,25 @@ export function registerCertsCommand (program: Command, deps: CertsCommandDeps =
     .option('--secret <name>', 'read ca.crt from this Secret instead')
     .option('--secret-namespace <ns>', 'namespace of --secret (default: the kubeconfig namespace)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
+    .option('--failure-policy <policy>', 'also set failurePolicy (Fail or Ignore) on every entry; Fail only where caBundle holds an unexpired CA. Alone (no --ca-file/--secret): only arm', policy)
+    .option('--wait <duration>', 'keep retrying this long while the Secret, the configurations or their caBundle do not exist yet (e.g. 5m)', duration('--wait'))
     .option('--dry-run', 'show what would change, write nothing')
     .addHelpText('after', `
 The new caBundle is the old one plus the given CAs, expired CAs dropped, each CA once: during a CA
-rotation it trusts the old and the new CA, so no admission call fails while the webhook switches.`)
+rotation it trusts the old and the new CA, so no admission call fails while the webhook switches.
+
+The chart creates its webhook configurations with failurePolicy Ignore and arms them with
+--failure-policy once the certificate and caBundle exist: until then NIMService writes are admitted
+unchecked instead of refused.`)
     .action(async (flags: InjectFlags) => {
       await reportErrors(async () => { await runInject(flags, deps) })
     })
-}
 
+  certs.command('uninstall')
+    .description('delete the Validating and Mutating WebhookConfigurations of the given names (before the webhook goes away)')
+    .requiredOption('--webhook <name...>', 'webhook configuration name (repeatable); absent ones are skipped')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
+    .action(async (flags: UninstallFlags) => {
+      await reportErrors(async () => { await runUninstall(flags, deps) })
+    })
+}

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { ApiException, type V1MutatingWebhookConfiguration, type V1Secret, type V1ValidatingWebhookConfiguration } from '@kubernetes/client-node'
 
 import { CertError, DAY_MS, createCa, splitPemCertificates, type KubeClients, type SecretApi, type WebhookApi } from '../../src/certs/index.js'
-import { runGenerate, runInject } from '../../src/cli/certs.js'
+import { runGenerate, runInject, runUninstall } from '../../src/cli/certs.js'
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64')
 const unb64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').toString('utf8')
@@ -48,6 +48,12 @@ class Store<T extends { metadata?: { name?: string; resourceVersion?: string } }
     this.writes.push(`${create ? 'create' : 'replace'} ${key}`)
     return structuredClone(stored)
   }
+
+  delete (key: string): object {
+    if (!this.items.delete(key)) throw notFound(`${this.resource} "${key}"`)
+    this.writes.push(`delete ${key}`)
+    return {}
+  }
 }
 
 function fakeCluster (): { clients: KubeClients; secrets: Store<V1Secret>; validating: Store<V1ValidatingWebhookConfiguration>; mutating: Store<V1MutatingWebhookConfiguration>; failNextReplace: (err: unknown) => void } {
@@ -67,7 +73,9 @@ function fakeCluster (): { clients: KubeClients; secrets: Store<V1Secret>; valid
     readValidatingWebhookConfiguration: async ({ name }: { name: string }) => validating.get(name),
     replaceValidatingWebhookConfiguration: async ({ name, body }: { name: string; body: V1ValidatingWebhookConfiguration }) => { maybeFail(); return validating.put(name, body, false) },
     readMutatingWebhookConfiguration: async ({ name }: { name: string }) => mutating.get(name),
-    replaceMutatingWebhookConfiguration: async ({ name, body }: { name: string; body: V1MutatingWebhookConfiguration }) => { maybeFail(); return mutating.put(name, body, false) }
+    replaceMutatingWebhookConfiguration: async ({ name, body }: { name: string; body: V1MutatingWebhookConfiguration }) => { maybeFail(); return mutating.put(name, body, false) },
+    deleteValidatingWebhookConfiguration: async ({ name }: { name: string }) => { maybeFail(); return validating.delete(name) },
+    deleteMutatingWebhookConfiguration: async ({ name }: { name: string }) => { maybeFail(); return mutating.delete(name) }
   }
   return {
     clients: { core: core as unknown as SecretApi, admission: admission as unknown as WebhookApi, namespace: 'default' },
@@ -188,3 +196,128 @@ async function runInjectWithFile (webhook: string[], deps: Parameters<typeof run
     await rm(dir, { recursive: true, force: true })
   }
 }
+
+// The chart renders its configurations with failurePolicy Ignore; inject arms them only where a CA is trusted.
+function seedUnarmed (cluster: ReturnType<typeof fakeCluster>, caBundle?: string): void {
+  const entry = (name: string) => ({
+    name, admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore',
+    clientConfig: { service: { name: 'nim-admission', namespace: 'nim-system', path: '/validate' }, ...(caBundle === undefined ? {} : { caBundle: b64(caBundle) }) }
+  })
+  cluster.validating.put('nim-admission', { metadata: { name: 'nim-admission' }, webhooks: [entry('validate.nim.nvidia.com')] }, true)
+  cluster.mutating.put('nim-admission', { metadata: { name: 'nim-admission' }, webhooks: [entry('mutate.nim.nvidia.com')] }, true)
+  cluster.validating.writes.length = 0
+  cluster.mutating.writes.length = 0
+}
+
+const policies = (cluster: ReturnType<typeof fakeCluster>): string[] => [
+  ...(cluster.validating.get('nim-admission').webhooks ?? []).map((w) => `V:${w.failurePolicy ?? ''}:${w.clientConfig.caBundle === undefined ? 'no-ca' : 'ca'}`),
+  ...(cluster.mutating.get('nim-admission').webhooks ?? []).map((w) => `M:${w.failurePolicy ?? ''}:${w.clientConfig.caBundle === undefined ? 'no-ca' : 'ca'}`)
+]
+
+test('inject --failure-policy Fail sets the policy together with the caBundle, in the same write', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster)
+  cluster.secrets.put('nim-system/nim-admission-tls', { metadata: { name: 'nim-admission-tls' }, type: 'kubernetes.io/tls', data: { 'ca.crt': b64(newCa) } }, true)
+  const lines: string[] = []
+  await runInject({ webhook: ['nim-admission'], secret: 'nim-admission-tls', secretNamespace: 'nim-system', failurePolicy: 'Fail' }, { out: (l) => lines.push(l), warn: () => {}, kube: async () => cluster.clients })
+  assert.deepEqual(policies(cluster), ['V:Fail:ca', 'M:Fail:ca'])
+  assert.deepEqual([...cluster.validating.writes, ...cluster.mutating.writes], ['replace nim-admission', 'replace nim-admission'], 'one write per object')
+  assert.match(lines[0] ?? '', /\(\+1 CA, -0 expired; failurePolicy Fail on 1\)$/)
+  // A later run (the renewal CronJob) re-arms what a `helm upgrade` reset, and otherwise writes nothing.
+  cluster.validating.writes.length = 0
+  await runInject({ webhook: ['nim-admission'], secret: 'nim-admission-tls', secretNamespace: 'nim-system', failurePolicy: 'Fail' }, { ...quiet, kube: async () => cluster.clients })
+  assert.deepEqual(cluster.validating.writes, [])
+})
+
+test('inject --failure-policy Fail alone arms only entries whose caBundle already trusts an unexpired CA', async () => {
+  const armed = fakeCluster()
+  seedUnarmed(armed, newCa)
+  await runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail' }, { ...quiet, kube: async () => armed.clients })
+  assert.deepEqual(policies(armed), ['V:Fail:ca', 'M:Fail:ca'])
+
+  for (const [what, bundle] of [['no caBundle', undefined], ['only an expired CA', expiredCa]] as const) {
+    const cluster = fakeCluster()
+    seedUnarmed(cluster, bundle)
+    await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail' }, { ...quiet, kube: async () => cluster.clients }),
+      coded('NIMCERT_NO_CA_BUNDLE', 'ValidatingWebhookConfiguration nim-admission webhook validate.nim.nvidia.com', 'MutatingWebhookConfiguration nim-admission webhook mutate.nim.nvidia.com', 'failurePolicy Fail'), what)
+    assert.deepEqual([...cluster.validating.writes, ...cluster.mutating.writes], [], `${what}: nothing written`)
+    assert.equal(policies(cluster).filter((p) => p.includes('Fail')).length, 0, `${what}: no entry armed`)
+  }
+})
+
+test('inject --failure-policy Fail refuses (writing nothing) when one of the configurations cannot be armed', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster, newCa)
+  const mutating = cluster.mutating.get('nim-admission')
+  delete mutating.webhooks?.[0]?.clientConfig.caBundle
+  cluster.mutating.put('nim-admission', mutating, false)
+  cluster.mutating.writes.length = 0
+  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail' }, { ...quiet, kube: async () => cluster.clients }), coded('NIMCERT_NO_CA_BUNDLE', 'mutate.nim.nvidia.com'))
+  assert.deepEqual([...cluster.validating.writes, ...cluster.mutating.writes], [])
+})
+
+test('inject --failure-policy Ignore disarms even without a caBundle', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster)
+  const v = cluster.validating.get('nim-admission')
+  ;(v.webhooks ?? [])[0]!.failurePolicy = 'Fail'
+  cluster.validating.put('nim-admission', v, false)
+  await runInject({ webhook: ['nim-admission'], failurePolicy: 'Ignore' }, { ...quiet, kube: async () => cluster.clients })
+  assert.deepEqual(policies(cluster), ['V:Ignore:no-ca', 'M:Ignore:no-ca'])
+})
+
+test('inject without a CA source or a failure policy is a bad option', async () => {
+  const cluster = fakeCluster()
+  await assert.rejects(runInject({ webhook: ['nim-admission'] }, { ...quiet, kube: async () => cluster.clients }), coded('NIMCERT_BAD_OPTION', '--failure-policy alone'))
+})
+
+test('inject --wait retries while cert-manager has not injected yet, then arms; without --wait it fails at once', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster)
+  const lines: string[] = []
+  let sleeps = 0
+  const sleep = async (): Promise<void> => {
+    // The cainjector writes the caBundle during the third pause.
+    if (++sleeps === 3) {
+      for (const store of [cluster.validating, cluster.mutating] as Array<Store<V1ValidatingWebhookConfiguration>>) {
+        const object = store.get('nim-admission')
+        for (const w of object.webhooks ?? []) w.clientConfig.caBundle = b64(newCa)
+        store.put('nim-admission', object, false)
+      }
+    }
+  }
+  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail' }, { ...quiet, kube: async () => cluster.clients, sleep }), coded('NIMCERT_NO_CA_BUNDLE'))
+  assert.equal(sleeps, 0)
+  await runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail', wait: 60_000 }, { out: (l) => lines.push(l), warn: () => {}, kube: async () => cluster.clients, sleep })
+  assert.equal(sleeps, 3)
+  assert.deepEqual(policies(cluster), ['V:Fail:ca', 'M:Fail:ca'])
+  assert.equal(lines.filter((l) => l.startsWith('waiting: ')).length, 1, 'the same reason is printed once')
+})
+
+test('inject --wait gives up after the duration with the last reason', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster)
+  let sleeps = 0
+  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail', wait: 10_000 }, { ...quiet, kube: async () => cluster.clients, sleep: async () => { sleeps++ } }), coded('NIMCERT_NO_CA_BUNDLE'))
+  assert.equal(sleeps, 5, '10 s in 2 s steps')
+})
+
+test('uninstall deletes both configurations of the name and treats absent ones as done', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster, newCa)
+  const lines: string[] = []
+  await runUninstall({ webhook: ['nim-admission'] }, { out: (l) => lines.push(l), warn: () => {}, kube: async () => cluster.clients })
+  assert.deepEqual([...cluster.validating.writes, ...cluster.mutating.writes], ['delete nim-admission', 'delete nim-admission'])
+  assert.deepEqual(lines, ['ValidatingWebhookConfiguration/nim-admission: deleted', 'MutatingWebhookConfiguration/nim-admission: deleted'])
+  lines.length = 0
+  await runUninstall({ webhook: ['nim-admission'] }, { out: (l) => lines.push(l), warn: () => {}, kube: async () => cluster.clients })
+  assert.deepEqual(lines, ['ValidatingWebhookConfiguration/nim-admission: absent', 'MutatingWebhookConfiguration/nim-admission: absent'])
+})
+
+test('uninstall reports a refusal as one coded line', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster, newCa)
+  cluster.failNextReplace(new ApiException(403, 'Forbidden', JSON.stringify({ kind: 'Status', message: 'cannot delete resource' }), {}))
+  await assert.rejects(runUninstall({ webhook: ['nim-admission'] }, { ...quiet, kube: async () => cluster.clients }),
+    coded('NIMCERT_KUBE_API', 'delete ValidatingWebhookConfiguration nim-admission: HTTP 403', 'RBAC'))
+})
