@@ -24,8 +24,8 @@ export interface InjectOptions {
   webhooks: readonly string[]
   /** PEM CA bundle to add (ca.crt); undefined: add nothing, only set failurePolicy. */
   caBundle?: string
-  /** Set this failurePolicy on every entry; `Fail` only once its caBundle holds an unexpired CA. */
-  failurePolicy?: FailurePolicy
+  /** Set this failurePolicy on every entry of a kind; `Fail` only once its caBundle holds an unexpired CA. */
+  failurePolicy?: Partial<Record<WebhookKind, FailurePolicy>>
   now?: Date
   /** Compute, do not write. */
   dryRun?: boolean
@@ -69,7 +69,7 @@ async function readOptional (api: WebhookApi, kind: WebhookKind, name: string): 
 }
 
 /** The object with every entry's caBundle merged and failurePolicy set; `changed` when any entry differs. */
-function withBundle (object: AnyConfiguration, opts: Pick<InjectOptions, 'caBundle' | 'failurePolicy'>, now: Date): { body: AnyConfiguration; result: Omit<InjectResult, 'kind' | 'name'>; unarmed: string[] } {
+function withBundle (object: AnyConfiguration, opts: { caBundle?: string; failurePolicy?: FailurePolicy }, now: Date): { body: AnyConfiguration; result: Omit<InjectResult, 'kind' | 'name'>; unarmed: string[] } {
   let changed = false
   let added = 0
   let expired = 0
@@ -110,15 +110,19 @@ export async function injectCaBundle (opts: InjectOptions): Promise<InjectResult
     throw new CertError('NIMCERT_WEBHOOK_NOT_FOUND', `no ValidatingWebhookConfiguration or MutatingWebhookConfiguration named ${missing.join(', ')}; apply the webhook configuration first (kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations lists them)`, { subject: missing.join(', ') })
   }
   // Every entry must be armable before anything is written, so a refusal leaves all of them as they were.
-  const unarmed = found.flatMap((item) => withBundle(item.object, opts, now).unarmed.map((entry) => `${item.kind} ${item.name} webhook ${entry}`))
+  const forKind = (kind: WebhookKind): { caBundle?: string; failurePolicy?: FailurePolicy } => ({
+    ...(opts.caBundle === undefined ? {} : { caBundle: opts.caBundle }),
+    ...(opts.failurePolicy?.[kind] === undefined ? {} : { failurePolicy: opts.failurePolicy[kind] })
+  })
+  const unarmed = found.flatMap((item) => withBundle(item.object, forKind(item.kind), now).unarmed.map((entry) => `${item.kind} ${item.name} webhook ${entry}`))
   if (unarmed.length > 0) {
-    throw new CertError('NIMCERT_NO_CA_BUNDLE', `${unarmed.join(', ')}: caBundle holds no unexpired CA, so failurePolicy ${opts.failurePolicy ?? ''} is not set; inject one first (--secret NAME or --ca-file PATH, or wait for cert-manager's cainjector)`, { subject: unarmed.join(', ') })
+    throw new CertError('NIMCERT_NO_CA_BUNDLE', `${unarmed.join(', ')}: caBundle holds no unexpired CA, so failurePolicy Fail is not set; inject one first (--secret NAME or --ca-file PATH, or wait for cert-manager's cainjector)`, { subject: unarmed.join(', ') })
   }
   const results: InjectResult[] = []
   for (const item of found) {
     let object = item.object
     for (let attempt = 1; ; attempt++) {
-      const { body, result, unarmed } = withBundle(object, opts, now)
+      const { body, result, unarmed } = withBundle(object, forKind(item.kind), now)
       if (result.webhooks === 0) {
         throw new CertError('NIMCERT_WEBHOOK_NOT_FOUND', `${item.kind} ${item.name} has no webhook entries to inject into; check the manifest`, { subject: item.name })
       }

@@ -6,7 +6,7 @@ import { CertError } from '../certs/errors.js'
 import { parseDuration } from '../certs/expiry.js'
 import { certPaths, readCertDir, writeCertDir } from '../certs/files.js'
 import { generateDefaults, requestedNames, type PemPair } from '../certs/generate.js'
-import { deleteWebhookConfigurations, failurePolicies, injectCaBundle, type FailurePolicy } from '../certs/inject.js'
+import { deleteWebhookConfigurations, failurePolicies, injectCaBundle, type FailurePolicy, type WebhookKind } from '../certs/inject.js'
 import { kubeClients, type KubeClients } from '../certs/kube.js'
 import { readPemFile } from '../certs/pair.js'
 import { planRotation, type RotationPlan } from '../certs/rotation.js'
@@ -64,7 +64,7 @@ export interface InjectFlags {
   caFile?: string
   secret?: string
   secretNamespace?: string
-  failurePolicy?: FailurePolicy
+  failurePolicy?: Partial<Record<WebhookKind, FailurePolicy>>
   /** Milliseconds to keep retrying while what is injected or armed does not exist yet. */
   wait?: number
   kubeconfig?: string
@@ -76,9 +76,21 @@ export interface UninstallFlags {
   kubeconfig?: string
 }
 
-const policy = (value: string): FailurePolicy => {
-  if (!(failurePolicies as readonly string[]).includes(value)) throw new InvalidArgumentError(`--failure-policy expects ${failurePolicies.join(' or ')}.`)
-  return value as FailurePolicy
+const policyKinds: Record<string, WebhookKind> = { validating: 'ValidatingWebhookConfiguration', mutating: 'MutatingWebhookConfiguration' }
+
+/** `Fail` (every kind) or `validating=Fail,mutating=Ignore`; repeated flags add up. */
+export function parseFailurePolicy (value: string, previous: Partial<Record<WebhookKind, FailurePolicy>> = {}): Partial<Record<WebhookKind, FailurePolicy>> {
+  const result = { ...previous }
+  for (const part of value.split(',')) {
+    const [kindOrPolicy = '', policy] = part.trim().split('=')
+    const kinds = policy === undefined ? Object.values(policyKinds) : [policyKinds[kindOrPolicy]]
+    const chosen = policy ?? kindOrPolicy
+    if (kinds.includes(undefined) || !(failurePolicies as readonly string[]).includes(chosen)) {
+      throw new InvalidArgumentError(`--failure-policy expects ${failurePolicies.join(' or ')}, or validating=POLICY,mutating=POLICY; got ${JSON.stringify(part)}.`)
+    }
+    for (const kind of kinds as WebhookKind[]) result[kind] = chosen as FailurePolicy
+  }
+  return result
 }
 
 /** What may still appear while `inject --wait` waits: the Secret, the configurations, cert-manager's caBundle. */
@@ -204,7 +216,7 @@ async function injectOnce (flags: InjectFlags, clients: KubeClients, fileBundle:
     const verb = !r.changed ? 'unchanged' : flags.dryRun === true ? 'would update' : 'updated'
     const detail = [
       ...(r.added + r.expired > 0 ? [`+${r.added} CA, -${r.expired} expired`] : []),
-      ...(r.armed > 0 ? [`failurePolicy ${flags.failurePolicy ?? ''} on ${r.armed}`] : [])
+      ...(r.armed > 0 ? [`failurePolicy ${flags.failurePolicy?.[r.kind] ?? ''} on ${r.armed}`] : [])
     ]
     out(`${r.kind}/${r.name}: ${verb}, ${r.webhooks} webhook(s) trust ${describeBundle(r.bundle)}${detail.length > 0 ? ` (${detail.join('; ')})` : ''}`)
   }
@@ -273,7 +285,7 @@ export function registerCertsCommand (program: Command, deps: CertsCommandDeps =
     .option('--secret <name>', 'read ca.crt from this Secret instead')
     .option('--secret-namespace <ns>', 'namespace of --secret (default: the kubeconfig namespace)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
-    .option('--failure-policy <policy>', 'also set failurePolicy (Fail or Ignore) on every entry; Fail only where caBundle holds an unexpired CA. Alone (no --ca-file/--secret): only arm', policy)
+    .option('--failure-policy <policy>', 'also set failurePolicy: Fail or Ignore on every entry, or per kind (validating=Fail,mutating=Ignore); Fail only where caBundle holds an unexpired CA. Alone (no --ca-file/--secret): only arm', parseFailurePolicy)
     .option('--wait <duration>', 'keep retrying this long while the Secret, the configurations or their caBundle do not exist yet (e.g. 5m)', duration('--wait'))
     .option('--dry-run', 'show what would change, write nothing')
     .addHelpText('after', `

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { ApiException, type V1MutatingWebhookConfiguration, type V1Secret, type V1ValidatingWebhookConfiguration } from '@kubernetes/client-node'
 
 import { CertError, DAY_MS, createCa, splitPemCertificates, type KubeClients, type SecretApi, type WebhookApi } from '../../src/certs/index.js'
-import { runGenerate, runInject, runUninstall } from '../../src/cli/certs.js'
+import { parseFailurePolicy, runGenerate, runInject, runUninstall } from '../../src/cli/certs.js'
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64')
 const unb64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').toString('utf8')
@@ -209,6 +209,8 @@ function seedUnarmed (cluster: ReturnType<typeof fakeCluster>, caBundle?: string
   cluster.mutating.writes.length = 0
 }
 
+const both = (policy: 'Fail' | 'Ignore') => ({ ValidatingWebhookConfiguration: policy, MutatingWebhookConfiguration: policy })
+
 const policies = (cluster: ReturnType<typeof fakeCluster>): string[] => [
   ...(cluster.validating.get('nim-admission').webhooks ?? []).map((w) => `V:${w.failurePolicy ?? ''}:${w.clientConfig.caBundle === undefined ? 'no-ca' : 'ca'}`),
   ...(cluster.mutating.get('nim-admission').webhooks ?? []).map((w) => `M:${w.failurePolicy ?? ''}:${w.clientConfig.caBundle === undefined ? 'no-ca' : 'ca'}`)
@@ -219,26 +221,26 @@ test('inject --failure-policy Fail sets the policy together with the caBundle, i
   seedUnarmed(cluster)
   cluster.secrets.put('nim-system/nim-admission-tls', { metadata: { name: 'nim-admission-tls' }, type: 'kubernetes.io/tls', data: { 'ca.crt': b64(newCa) } }, true)
   const lines: string[] = []
-  await runInject({ webhook: ['nim-admission'], secret: 'nim-admission-tls', secretNamespace: 'nim-system', failurePolicy: 'Fail' }, { out: (l) => lines.push(l), warn: () => {}, kube: async () => cluster.clients })
+  await runInject({ webhook: ['nim-admission'], secret: 'nim-admission-tls', secretNamespace: 'nim-system', failurePolicy: both('Fail') }, { out: (l) => lines.push(l), warn: () => {}, kube: async () => cluster.clients })
   assert.deepEqual(policies(cluster), ['V:Fail:ca', 'M:Fail:ca'])
   assert.deepEqual([...cluster.validating.writes, ...cluster.mutating.writes], ['replace nim-admission', 'replace nim-admission'], 'one write per object')
   assert.match(lines[0] ?? '', /\(\+1 CA, -0 expired; failurePolicy Fail on 1\)$/)
   // A later run (the renewal CronJob) re-arms what a `helm upgrade` reset, and otherwise writes nothing.
   cluster.validating.writes.length = 0
-  await runInject({ webhook: ['nim-admission'], secret: 'nim-admission-tls', secretNamespace: 'nim-system', failurePolicy: 'Fail' }, { ...quiet, kube: async () => cluster.clients })
+  await runInject({ webhook: ['nim-admission'], secret: 'nim-admission-tls', secretNamespace: 'nim-system', failurePolicy: both('Fail') }, { ...quiet, kube: async () => cluster.clients })
   assert.deepEqual(cluster.validating.writes, [])
 })
 
 test('inject --failure-policy Fail alone arms only entries whose caBundle already trusts an unexpired CA', async () => {
   const armed = fakeCluster()
   seedUnarmed(armed, newCa)
-  await runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail' }, { ...quiet, kube: async () => armed.clients })
+  await runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail') }, { ...quiet, kube: async () => armed.clients })
   assert.deepEqual(policies(armed), ['V:Fail:ca', 'M:Fail:ca'])
 
   for (const [what, bundle] of [['no caBundle', undefined], ['only an expired CA', expiredCa]] as const) {
     const cluster = fakeCluster()
     seedUnarmed(cluster, bundle)
-    await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail' }, { ...quiet, kube: async () => cluster.clients }),
+    await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail') }, { ...quiet, kube: async () => cluster.clients }),
       coded('NIMCERT_NO_CA_BUNDLE', 'ValidatingWebhookConfiguration nim-admission webhook validate.nim.nvidia.com', 'MutatingWebhookConfiguration nim-admission webhook mutate.nim.nvidia.com', 'failurePolicy Fail'), what)
     assert.deepEqual([...cluster.validating.writes, ...cluster.mutating.writes], [], `${what}: nothing written`)
     assert.equal(policies(cluster).filter((p) => p.includes('Fail')).length, 0, `${what}: no entry armed`)
@@ -252,7 +254,7 @@ test('inject --failure-policy Fail refuses (writing nothing) when one of the con
   delete mutating.webhooks?.[0]?.clientConfig.caBundle
   cluster.mutating.put('nim-admission', mutating, false)
   cluster.mutating.writes.length = 0
-  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail' }, { ...quiet, kube: async () => cluster.clients }), coded('NIMCERT_NO_CA_BUNDLE', 'mutate.nim.nvidia.com'))
+  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail') }, { ...quiet, kube: async () => cluster.clients }), coded('NIMCERT_NO_CA_BUNDLE', 'mutate.nim.nvidia.com'))
   assert.deepEqual([...cluster.validating.writes, ...cluster.mutating.writes], [])
 })
 
@@ -262,7 +264,7 @@ test('inject --failure-policy Ignore disarms even without a caBundle', async () 
   const v = cluster.validating.get('nim-admission')
   ;(v.webhooks ?? [])[0]!.failurePolicy = 'Fail'
   cluster.validating.put('nim-admission', v, false)
-  await runInject({ webhook: ['nim-admission'], failurePolicy: 'Ignore' }, { ...quiet, kube: async () => cluster.clients })
+  await runInject({ webhook: ['nim-admission'], failurePolicy: both('Ignore') }, { ...quiet, kube: async () => cluster.clients })
   assert.deepEqual(policies(cluster), ['V:Ignore:no-ca', 'M:Ignore:no-ca'])
 })
 
@@ -286,9 +288,9 @@ test('inject --wait retries while cert-manager has not injected yet, then arms; 
       }
     }
   }
-  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail' }, { ...quiet, kube: async () => cluster.clients, sleep }), coded('NIMCERT_NO_CA_BUNDLE'))
+  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail') }, { ...quiet, kube: async () => cluster.clients, sleep }), coded('NIMCERT_NO_CA_BUNDLE'))
   assert.equal(sleeps, 0)
-  await runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail', wait: 60_000 }, { out: (l) => lines.push(l), warn: () => {}, kube: async () => cluster.clients, sleep })
+  await runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail'), wait: 60_000 }, { out: (l) => lines.push(l), warn: () => {}, kube: async () => cluster.clients, sleep })
   assert.equal(sleeps, 3)
   assert.deepEqual(policies(cluster), ['V:Fail:ca', 'M:Fail:ca'])
   assert.equal(lines.filter((l) => l.startsWith('waiting: ')).length, 1, 'the same reason is printed once')
@@ -298,7 +300,7 @@ test('inject --wait gives up after the duration with the last reason', async () 
   const cluster = fakeCluster()
   seedUnarmed(cluster)
   let sleeps = 0
-  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: 'Fail', wait: 10_000 }, { ...quiet, kube: async () => cluster.clients, sleep: async () => { sleeps++ } }), coded('NIMCERT_NO_CA_BUNDLE'))
+  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail'), wait: 10_000 }, { ...quiet, kube: async () => cluster.clients, sleep: async () => { sleeps++ } }), coded('NIMCERT_NO_CA_BUNDLE'))
   assert.equal(sleeps, 5, '10 s in 2 s steps')
 })
 
@@ -320,4 +322,18 @@ test('uninstall reports a refusal as one coded line', async () => {
   cluster.failNextReplace(new ApiException(403, 'Forbidden', JSON.stringify({ kind: 'Status', message: 'cannot delete resource' }), {}))
   await assert.rejects(runUninstall({ webhook: ['nim-admission'] }, { ...quiet, kube: async () => cluster.clients }),
     coded('NIMCERT_KUBE_API', 'delete ValidatingWebhookConfiguration nim-admission: HTTP 403', 'RBAC'))
+})
+
+test('inject arms each kind with its own policy: a mutating webhook configured Ignore stays Ignore', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster, newCa)
+  await runInject({ webhook: ['nim-admission'], failurePolicy: parseFailurePolicy('validating=Fail,mutating=Ignore') }, { ...quiet, kube: async () => cluster.clients })
+  assert.deepEqual(policies(cluster), ['V:Fail:ca', 'M:Ignore:ca'])
+})
+
+test('--failure-policy parses one policy for both kinds or one per kind, and names a bad part', () => {
+  assert.deepEqual(parseFailurePolicy('Fail'), both('Fail'))
+  assert.deepEqual(parseFailurePolicy('mutating=Ignore', parseFailurePolicy('validating=Fail')), { ValidatingWebhookConfiguration: 'Fail', MutatingWebhookConfiguration: 'Ignore' })
+  assert.throws(() => parseFailurePolicy('validating=Sometimes'), /--failure-policy expects Fail or Ignore.*"validating=Sometimes"/)
+  assert.throws(() => parseFailurePolicy('conversion=Fail'), /"conversion=Fail"/)
 })
