@@ -1,70 +1,31 @@
-// Carrying out a reconcile decision against the API: server-side apply of the HPA (field manager
-// nim-admission, forced only with --take-over), a guarded delete, Events on the NIMService, metrics.
+// Carrying out a decision: Events on the NIMService for what was found, and in --mode write the one
+// write decided (create, server-side apply of our own HPA, or a guarded delete). Every 403 from the
+// apiserver is an Event, a metric and a failing /readyz (through `forbidden`), never a silent retry.
 import type { Logger } from 'pino'
-import type { KubeConfig } from '@kubernetes/client-node'
-import { HPA_ANNOTATION } from '../nimservice/hpa-render.js'
-import type { Action, KubeObject } from './reconcile.js'
-import { NIM_API_VERSION, NIM_KIND } from './reconcile.js'
+import type { JsonObject } from '../nimservice/types.js'
+import { apiMessage, apiStatus, type KubeHttp } from './http.js'
+import { NIM_API_VERSION, NIM_KIND } from './view.js'
+import { REASONS, type Decision, type Finding } from './reconcile.js'
 import type { ApplierMetrics } from './metrics.js'
 
 export const FIELD_MANAGER = 'nim-admission'
 export const EVENT_COMPONENT = 'nim-admission-applier'
 
-/** Published Event reasons on the NIMService. */
-export const EVENT_REASONS = {
-  created: 'HPACreated',
-  updated: 'HPAUpdated',
-  deleted: 'HPADeleted',
-  conflict: 'HPAConflict',
-  malformed: 'HPAAnnotationInvalid',
-  rejected: 'HPARejected'
-} as const
+export interface InvolvedObject { namespace: string, name: string, uid: string, resourceVersion?: string }
 
-export interface InvolvedObject {
-  namespace: string
-  name: string
-  uid: string
-  resourceVersion?: string
-}
-
-export interface EventSpec {
-  type: 'Normal' | 'Warning'
-  reason: string
-  message: string
-}
-
-/** The API calls the applier makes, so tests and --dry-run can stand in for the apiserver. */
+/** The API calls the applier makes, so tests can stand in for the apiserver. */
 export interface ApplierKube {
-  getHpa (namespace: string, name: string): Promise<KubeObject | undefined>
-  applyHpa (manifest: KubeObject, opts: { force: boolean }): Promise<void>
-  /** Deletes with uid (and resourceVersion) preconditions, so a replaced HPA is never deleted by mistake. */
-  deleteHpa (namespace: string, name: string, pre: { uid: string, resourceVersion?: string }): Promise<void>
-  createEvent (on: InvolvedObject, event: EventSpec): Promise<void>
+  /** POST: fails with 409 when an HPA of that name exists, whoever made it (never merges into it). */
+  createHpa (manifest: JsonObject): Promise<void>
+  /** Server-side apply, forced: only ever called for an HPA that is nim-admission's own. */
+  applyHpa (manifest: JsonObject): Promise<void>
+  /** Deletes with uid and resourceVersion preconditions, so a replaced HPA is never deleted by mistake. */
+  deleteHpa (namespace: string, name: string, pre: { uid: string, resourceVersion: string }): Promise<void>
+  createEvent (on: InvolvedObject, event: Finding): Promise<void>
 }
 
-/** The HTTP status of a client-node ApiException (or a watch error), if that is what `err` is. */
-export function apiStatus (err: unknown): number | undefined {
-  const e = err as { code?: unknown, statusCode?: unknown } | null
-  if (typeof e?.code === 'number') return e.code
-  if (typeof e?.statusCode === 'number') return e.statusCode
-  return undefined
-}
-
-/** The apiserver's Status message of a failed call, or the error's own message; one line. */
-export function apiMessage (err: unknown): string {
-  const body = (err as { body?: unknown } | null)?.body
-  let parsed: unknown = body
-  if (typeof body === 'string') {
-    try { parsed = JSON.parse(body) } catch { parsed = undefined }
-  }
-  const message = (parsed as { message?: unknown } | undefined)?.message
-  if (typeof message === 'string' && message !== '') return message.split('\n')[0] ?? message
-  if (typeof body === 'string' && body.trim() !== '') return body.trim().split('\n')[0] ?? body
-  const own = err instanceof Error ? err.message : String(err)
-  // client-node's ApiException message is "HTTP-Code: 404\nMessage: ...\nBody: ...": keep the useful part.
-  const m = /Message: (.*)/.exec(own)
-  return m?.[1] ?? own.split('\n')[0] ?? own
-}
+const HPA_PATH = '/apis/autoscaling/v2'
+const hpaPath = (namespace: string, name?: string): string => `${HPA_PATH}/namespaces/${encodeURIComponent(namespace)}/horizontalpodautoscalers${name === undefined ? '' : `/${encodeURIComponent(name)}`}`
 
 let eventSeq = 0
 function eventName (object: string, now: number): string {
@@ -73,30 +34,23 @@ function eventName (object: string, now: number): string {
   return `${object}.${nanos.toString(16)}`
 }
 
-export async function kubeApplierClient (kc: KubeConfig, opts: { instance: string }): Promise<ApplierKube> {
-  const k8s = await import('@kubernetes/client-node')
-  const autoscaling = kc.makeApiClient(k8s.AutoscalingV2Api)
-  const core = kc.makeApiClient(k8s.CoreV1Api)
-  const applyHeader = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.ServerSideApply)
+export function kubeApplierClient (http: KubeHttp, opts: { instance: string }): ApplierKube {
+  const meta = (m: JsonObject): { namespace: string, name: string } => {
+    const md = m.metadata as { namespace: string, name: string }
+    return { namespace: md.namespace, name: md.name }
+  }
   return {
-    async getHpa (namespace, name) {
-      try {
-        return await autoscaling.readNamespacedHorizontalPodAutoscaler({ name, namespace }) as KubeObject
-      } catch (err) {
-        if (apiStatus(err) === 404) return undefined
-        throw err
-      }
+    async createHpa (manifest) {
+      const { namespace } = meta(manifest)
+      await http.request('POST', `${hpaPath(namespace)}?fieldManager=${FIELD_MANAGER}&fieldValidation=Strict`, { body: manifest })
     },
-    async applyHpa (manifest, { force }) {
-      const name = manifest.metadata?.name ?? ''
-      const namespace = manifest.metadata?.namespace ?? ''
-      await autoscaling.patchNamespacedHorizontalPodAutoscaler(
-        { name, namespace, body: manifest, fieldManager: FIELD_MANAGER, fieldValidation: 'Strict', ...(force ? { force: true } : {}) },
-        applyHeader)
+    async applyHpa (manifest) {
+      const { namespace, name } = meta(manifest)
+      await http.request('PATCH', `${hpaPath(namespace, name)}?fieldManager=${FIELD_MANAGER}&fieldValidation=Strict&force=true`, { body: manifest, contentType: 'application/apply-patch+yaml' })
     },
     async deleteHpa (namespace, name, pre) {
       try {
-        await autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name, namespace, body: { preconditions: pre, propagationPolicy: 'Background' } })
+        await http.request('DELETE', hpaPath(namespace, name), { body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: pre, propagationPolicy: 'Background' } })
       } catch (err) {
         if (apiStatus(err) === 404) return
         throw err
@@ -104,9 +58,11 @@ export async function kubeApplierClient (kc: KubeConfig, opts: { instance: strin
     },
     async createEvent (on, event) {
       const now = new Date()
-      await core.createNamespacedEvent({
-        namespace: on.namespace,
+      const at = now.toISOString().replace(/\.\d{3}Z$/, 'Z')
+      await http.request('POST', `/api/v1/namespaces/${encodeURIComponent(on.namespace)}/events`, {
         body: {
+          apiVersion: 'v1',
+          kind: 'Event',
           metadata: { name: eventName(on.name, now.getTime()), namespace: on.namespace },
           involvedObject: { apiVersion: NIM_API_VERSION, kind: NIM_KIND, namespace: on.namespace, name: on.name, uid: on.uid, ...(on.resourceVersion !== undefined ? { resourceVersion: on.resourceVersion } : {}) },
           type: event.type,
@@ -115,8 +71,8 @@ export async function kubeApplierClient (kc: KubeConfig, opts: { instance: strin
           source: { component: EVENT_COMPONENT },
           reportingComponent: EVENT_COMPONENT,
           reportingInstance: opts.instance,
-          firstTimestamp: now,
-          lastTimestamp: now,
+          firstTimestamp: at,
+          lastTimestamp: at,
           count: 1
         }
       })
@@ -124,28 +80,52 @@ export async function kubeApplierClient (kc: KubeConfig, opts: { instance: strin
   }
 }
 
+/** The 403s the apiserver gave, by verb and resource; /readyz fails while any is unresolved. */
+export class ForbiddenTracker {
+  private readonly open = new Map<string, string>()
+  constructor (private readonly metrics?: ApplierMetrics) {}
+
+  failed (what: string, err: unknown): void {
+    this.open.set(what, apiMessage(err))
+    this.metrics?.forbidden.inc({ request: what })
+    this.metrics?.forbiddenOpen.set(this.open.size)
+  }
+
+  succeeded (what: string): void {
+    if (this.open.delete(what)) this.metrics?.forbiddenOpen.set(this.open.size)
+  }
+
+  /** Why the applier is not ready because of a 403, if it is not. */
+  reason (): string | undefined {
+    if (this.open.size === 0) return undefined
+    return [...this.open].map(([what, msg]) => `403 Forbidden on ${what}: ${msg}`).join('; ')
+  }
+}
+
 /**
  * Emits Events on NIMServices, suppressing a repeat of the same reason and message on the same object
- * within `windowMs` (the periodic resync would otherwise repeat every conflict every few minutes).
+ * within `windowMs` (the periodic resync would otherwise repeat every finding every few minutes).
  */
 export class EventRecorder {
   private readonly seen = new Map<string, number>()
-  constructor (private readonly kube: Pick<ApplierKube, 'createEvent'>, private readonly opts: { windowMs?: number, now?: () => number, logger?: Logger, metrics?: ApplierMetrics } = {}) {}
+  constructor (private readonly kube: Pick<ApplierKube, 'createEvent'>, private readonly opts: { windowMs?: number, now?: () => number, logger?: Logger, metrics?: ApplierMetrics, forbidden?: ForbiddenTracker } = {}) {}
 
-  async record (on: InvolvedObject, event: EventSpec): Promise<boolean> {
-    const now = (this.opts.now ?? Date.now)()
+  async record (on: InvolvedObject, event: Finding): Promise<boolean> {
+    const now = (this.opts.now ?? (() => performance.now()))()
     const window = this.opts.windowMs ?? 10 * 60_000
     const key = `${on.uid}\n${event.reason}\n${event.message}`
     const last = this.seen.get(key)
     if (last !== undefined && now - last < window) return false
-    for (const [k, t] of this.seen) if (now - t >= window) this.seen.delete(k)
+    if (this.seen.size > 1000) for (const [k, t] of this.seen) if (now - t >= window) this.seen.delete(k)
     try {
       await this.kube.createEvent(on, event)
       this.seen.set(key, now)
+      this.opts.forbidden?.succeeded('create events')
       return true
     } catch (err) {
       // An Event is a report, not the work: failing to record one never fails the reconcile.
       this.opts.metrics?.errors.inc({ reason: 'event' })
+      if (apiStatus(err) === 403) this.opts.forbidden?.failed('create events', err)
       this.opts.logger?.warn({ err: apiMessage(err), reason: event.reason, namespace: on.namespace, name: on.name }, 'cannot record Event')
       return false
     }
@@ -159,105 +139,78 @@ export interface ExecuteContext {
   owner?: InvolvedObject
   kube: ApplierKube
   events: EventRecorder
+  forbidden: ForbiddenTracker
   metrics: ApplierMetrics
   logger: Logger
   dryRun: boolean
   /** Checked right before each write: false when this replica lost the Lease. */
   canWrite: () => boolean
-  /** Dry-run output, one line per decision. */
+  /** Dry-run output, one line per planned write. */
   print: (line: string) => void
 }
 
-/**
- * What happened: done (nothing more to do for this key), retry (requeue with backoff), or
- * not-leader (requeue when leading again).
- */
-export type Outcome = { result: 'done', action: Action['kind'] } | { result: 'retry', action: Action['kind'], error: string } | { result: 'not-leader' }
+/** done: nothing more to do for this key; retry: requeue with backoff; not-leader: requeue when leading again. */
+export type Outcome = { result: 'done' } | { result: 'retry', error: string } | { result: 'not-leader' }
 
-const shortSha = (sha: string | undefined): string => sha === undefined ? 'none' : sha.slice(0, 12)
-
-export async function execute (action: Action, ctx: ExecuteContext): Promise<Outcome> {
+export async function execute (decision: Decision, ctx: ExecuteContext): Promise<Outcome> {
   const { namespace, name, logger, metrics } = ctx
   const ref = `${namespace}/${name}`
-  const log = logger.child({ namespace, name, action: action.kind })
-  const dry = String(ctx.dryRun)
-  const report = (event: EventSpec): Promise<unknown> => ctx.owner !== undefined && !ctx.dryRun ? ctx.events.record(ctx.owner, event) : Promise.resolve()
-
-  switch (action.kind) {
-    case 'none':
-      log.debug({ reason: action.reason }, 'nothing to do')
-      return { result: 'done', action: action.kind }
-    case 'unchanged':
-      metrics.unchanged.inc()
-      log.debug({ sha256: action.sha }, 'HPA already carries the rendered sha256: skipped')
-      return { result: 'done', action: action.kind }
-    case 'malformed':
-      metrics.errors.inc({ reason: 'malformed' })
-      log.warn({ code: action.code }, action.message)
-      if (ctx.dryRun) ctx.print(`dry-run: would report ${ref}: ${action.message}`)
-      await report({ type: 'Warning', reason: EVENT_REASONS.malformed, message: `${HPA_ANNOTATION} not applied: ${action.message}` })
-      return { result: 'done', action: action.kind }
-    case 'conflict':
-      metrics.conflicts.inc({ reason: 'foreign-owner' })
-      log.warn(action.reason)
-      if (ctx.dryRun) ctx.print(`dry-run: would leave ${ref} alone: ${action.reason}`)
-      await report({ type: 'Warning', reason: EVENT_REASONS.conflict, message: action.reason })
-      return { result: 'done', action: action.kind }
-    case 'create':
-    case 'update': {
-      const verb = action.kind === 'create' ? 'create' : `update (${action.reason}${action.kind === 'update' && action.force ? ', forced' : ''})`
-      if (ctx.dryRun) {
-        metrics.applies.inc({ action: action.kind, dry_run: dry })
-        ctx.print(`dry-run: would ${verb} HorizontalPodAutoscaler ${ref} sha256=${shortSha(action.sha)}${action.kind === 'update' ? ` (was ${shortSha(action.previousSha)})` : ''}`)
-        ctx.print(`  ${JSON.stringify(action.manifest)}`)
-        return { result: 'done', action: action.kind }
-      }
-      if (!ctx.canWrite()) return { result: 'not-leader' }
-      try {
-        await ctx.kube.applyHpa(action.manifest, { force: action.kind === 'update' && action.force })
-      } catch (err) {
-        if (apiStatus(err) === 409) {
-          // Another field manager owns a field we set (someone edited our HPA): never fight over it.
-          metrics.conflicts.inc({ reason: 'field-manager' })
-          const message = `server-side apply of HorizontalPodAutoscaler ${ref} conflicts with another field manager: ${apiMessage(err)}; left as is (use --take-over to force)`
-          log.warn(message)
-          await report({ type: 'Warning', reason: EVENT_REASONS.conflict, message })
-          return { result: 'done', action: 'conflict' }
-        }
-        if (apiStatus(err) === 400 || apiStatus(err) === 422) {
-          // The apiserver refuses the manifest itself: retrying the same sha cannot help.
-          metrics.errors.inc({ reason: 'rejected' })
-          const message = `the apiserver rejected HorizontalPodAutoscaler ${ref} rendered from ${HPA_ANNOTATION}: ${apiMessage(err)}`
-          log.warn({ status: apiStatus(err) }, message)
-          await report({ type: 'Warning', reason: EVENT_REASONS.rejected, message })
-          return { result: 'done', action: 'malformed' }
-        }
-        metrics.errors.inc({ reason: 'api' })
-        return { result: 'retry', action: action.kind, error: `apply HorizontalPodAutoscaler ${ref}: ${apiMessage(err)}` }
-      }
-      metrics.applies.inc({ action: action.kind, dry_run: dry })
-      log.info({ sha256: action.sha, ...(action.kind === 'update' ? { previousSha256: action.previousSha, reason: action.reason, force: action.force } : {}) }, `HPA ${action.kind === 'create' ? 'created' : 'updated'}`)
-      await report({ type: 'Normal', reason: action.kind === 'create' ? EVENT_REASONS.created : EVENT_REASONS.updated, message: `HorizontalPodAutoscaler ${name} ${action.kind === 'create' ? 'created' : 'updated'} from ${HPA_ANNOTATION} (sha256 ${shortSha(action.sha)})` })
-      return { result: 'done', action: action.kind }
-    }
-    case 'delete': {
-      if (ctx.dryRun) {
-        metrics.deletes.inc({ dry_run: dry })
-        ctx.print(`dry-run: would delete HorizontalPodAutoscaler ${ref} (${action.reason})`)
-        return { result: 'done', action: action.kind }
-      }
-      if (!ctx.canWrite()) return { result: 'not-leader' }
-      try {
-        await ctx.kube.deleteHpa(namespace, name, { uid: action.uid, ...(action.resourceVersion !== undefined ? { resourceVersion: action.resourceVersion } : {}) })
-      } catch (err) {
-        // 409: the preconditions failed (the HPA changed meanwhile); decide again.
-        metrics.errors.inc({ reason: 'api' })
-        return { result: 'retry', action: action.kind, error: `delete HorizontalPodAutoscaler ${ref}: ${apiMessage(err)}` }
-      }
-      metrics.deletes.inc({ dry_run: dry })
-      log.info({ reason: action.reason }, 'HPA deleted')
-      await report({ type: 'Normal', reason: EVENT_REASONS.deleted, message: `HorizontalPodAutoscaler ${name} deleted: ${action.reason}` })
-      return { result: 'done', action: action.kind }
-    }
+  const log = logger.child({ namespace, name, state: decision.state })
+  const report = async (f: Finding): Promise<void> => {
+    if (f.type === 'Warning') log.warn({ reason: f.reason }, f.message)
+    else log.info({ reason: f.reason }, f.message)
+    if (ctx.owner !== undefined && !ctx.dryRun) await ctx.events.record(ctx.owner, f)
   }
+  for (const f of decision.findings) await report(f)
+  const w = decision.write
+  if (w === undefined) {
+    if (decision.detail !== undefined) log.debug(decision.detail)
+    return { result: 'done' }
+  }
+
+  const verb = w.kind === 'delete' ? 'delete' : w.kind === 'create' ? 'create' : 'patch'
+  if (ctx.dryRun) {
+    metrics.writes.inc({ action: w.kind, dry_run: 'true' })
+    ctx.print(`dry-run: would ${w.kind} HorizontalPodAutoscaler ${ref}${w.kind === 'delete' ? ` (${w.why})` : w.kind === 'update' ? ` (${w.fields.join('; ')})` : ''}`)
+    if (w.kind !== 'delete') ctx.print(`  ${JSON.stringify(w.manifest)}`)
+    return { result: 'done' }
+  }
+  if (!ctx.canWrite()) return { result: 'not-leader' }
+  const what = `${verb} horizontalpodautoscalers`
+  try {
+    if (w.kind === 'create') await ctx.kube.createHpa(w.manifest)
+    else if (w.kind === 'update') await ctx.kube.applyHpa(w.manifest)
+    else await ctx.kube.deleteHpa(namespace, name, { uid: w.uid, resourceVersion: w.resourceVersion })
+  } catch (err) {
+    const status = apiStatus(err)
+    if (status === 403) {
+      ctx.forbidden.failed(what, err)
+      const message = `the apiserver refused to ${verb} HorizontalPodAutoscaler ${ref} (403 Forbidden: ${apiMessage(err)}); grant the applier's ServiceAccount ${verb} on horizontalpodautoscalers.autoscaling`
+      log.error(message)
+      if (ctx.owner !== undefined) await ctx.events.record(ctx.owner, { type: 'Warning', reason: REASONS.forbidden, message })
+      metrics.errors.inc({ reason: 'forbidden' })
+      return { result: 'retry', error: message }
+    }
+    if (status === 400 || status === 422) {
+      // The apiserver refuses the manifest itself: retrying the same spec cannot help.
+      metrics.errors.inc({ reason: 'rejected' })
+      const message = `the apiserver rejected HorizontalPodAutoscaler ${ref} rendered from the spec: ${apiMessage(err)}`
+      log.warn({ status }, message)
+      if (ctx.owner !== undefined) await ctx.events.record(ctx.owner, { type: 'Warning', reason: REASONS.rejected, message })
+      return { result: 'done' }
+    }
+    // 409 on create: an HPA of that name appeared (the operator's?); the HPA watch will show it, decide again.
+    metrics.errors.inc({ reason: 'api' })
+    return { result: 'retry', error: `${verb} HorizontalPodAutoscaler ${ref}: ${apiMessage(err)}` }
+  }
+  ctx.forbidden.succeeded(what)
+  metrics.writes.inc({ action: w.kind, dry_run: 'false' })
+  const done: Finding = w.kind === 'create'
+    ? { type: 'Normal', reason: REASONS.created, message: `HorizontalPodAutoscaler ${name} created from the NIMService's spec` }
+    : w.kind === 'update'
+      ? { type: 'Normal', reason: REASONS.updated, message: `HorizontalPodAutoscaler ${name} ${w.adopt ? 'adopted' : 'updated'} from the NIMService's spec${w.fields.length > 0 ? `: ${w.fields.join('; ')}` : ''}` }
+      : { type: 'Normal', reason: REASONS.deleted, message: `HorizontalPodAutoscaler ${name} deleted: ${w.why}` }
+  log.info({ action: w.kind }, done.message)
+  if (ctx.owner !== undefined && !(w.kind === 'delete' && w.handover)) await ctx.events.record(ctx.owner, done)
+  return { result: 'done' }
 }

@@ -1,15 +1,17 @@
-// The applier's control loop: a client-node informer on NIMServices per watched scope (all namespaces,
-// or each --namespace), a de-duplicating work queue keyed namespace/name, workers that read the HPA,
-// decide (reconcile.ts) and act (apply.ts) only while this replica leads.
-//
-// Watch failures: client-node's ListWatch relists by itself on 410 Gone, but stops on any other error.
-// Then this controller drops that informer, waits an exponential backoff, and relists with a fresh one,
-// diffing the new list against the old cache so deletions missed during the outage are still seen.
+// The applier's control loop: paginated list/watch caches (reflector.ts) of NIMServices and of HPAs per
+// watched scope (all namespaces, or each --namespace), and with --webhook-configuration of that
+// MutatingWebhookConfiguration and of Namespaces; a de-duplicating work queue keyed namespace/name; workers
+// that decide (reconcile.ts) from the caches alone, with no request per object, and act (apply.ts) only
+// while this replica leads.
 import type { Logger } from 'pino'
-import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node'
-import { HPA_ANNOTATION, HPA_SHA_ANNOTATION } from '../nimservice/hpa-render.js'
-import { reconcile, type KubeObject } from './reconcile.js'
-import { EventRecorder, apiMessage, apiStatus, execute, kubeApplierClient, type ApplierKube } from './apply.js'
+import type { KubeConfig } from '@kubernetes/client-node'
+import { obj, str } from '../nimservice/json.js'
+import { decide, type Decision, type Mode, type State } from './reconcile.js'
+import { coverage, webhookScopes, type CoverageSource, type WebhookScope } from './coverage.js'
+import { hpaView, namespaceView, nimView, type HpaView, type NamespaceView, type NimView } from './view.js'
+import { EventRecorder, ForbiddenTracker, execute, kubeApplierClient, type ApplierKube } from './apply.js'
+import { apiMessage, apiStatus, kubeHttp, type KubeHttp } from './http.js'
+import { Reflector, kubeSource, type ListWatchSource } from './reflector.js'
 import { LeaderElector, kubeLeaseStore, type LeaseStore } from './leader.js'
 import type { ApplierMetrics } from './metrics.js'
 import { WorkQueue } from './queue.js'
@@ -27,80 +29,82 @@ export interface LeaderElectionConfig {
   store?: LeaseStore
 }
 
+/** Where each list/watch comes from: the apiserver (default) or a test's fakes. */
+export interface Sources {
+  nimServices (namespace: string | undefined): ListWatchSource
+  hpas (namespace: string | undefined): ListWatchSource
+  webhookConfiguration (name: string): ListWatchSource
+  namespaces (): ListWatchSource
+}
+
 export interface ControllerOptions {
   kubeConfig: KubeConfig
+  mode: Mode
   /** Namespaces to watch; empty watches all. */
   namespaces: string[]
-  takeOver: boolean
+  /** Act only where this MutatingWebhookConfiguration's NIMService webhooks select. */
+  webhookConfiguration?: string
   dryRun: boolean
-  /** Leader election; undefined: this replica always writes. */
+  /** verify: how long an autoscaled NIMService may lack its HPA before it is reported; write: how long a new NIMService is left to the operator. */
+  graceMs: number
   leaderElection?: LeaderElectionConfig
-  /** Lease holder identity and Event reportingInstance (hostname_pid by default in the CLI). */
+  /** Lease holder identity and Event reportingInstance. */
   identity: string
-  /** Every period, every NIMService is reconciled again, healing drift (default 5 min; 0 disables). */
+  /** Every period, every NIMService is decided again from the caches (default 5 min; 0 disables). */
   resyncPeriodMs?: number
   workers?: number
-  /** Backoff before relisting after a watch error (default 1 s doubling to 30 s). */
+  /** Backoff before relisting after a list/watch error (default 1 s doubling to 30 s). */
   watchBackoff?: { initialMs: number, maxMs: number }
   /** Backoff of a failing key (default 500 ms doubling to 60 s). */
   retryBackoff?: { initialMs: number, maxMs: number }
+  /** List page size (default 500). */
+  pageSize?: number
+  /** Lower bound of watch timeoutSeconds (default 300). */
+  minWatchTimeoutSeconds?: number
   logger: Logger
   metrics: ApplierMetrics
-  /** Dry-run output (default: stdout). */
   print?: (line: string) => void
+  /** Monotonic clock (default performance.now). */
+  monotonic?: () => number
   /** Tests: the API calls, instead of the apiserver's. */
   kube?: ApplierKube
-  /** Tests: how to list NIMServices and make an informer, instead of the apiserver and client-node. */
-  informers?: InformerSource
+  /** Tests: the lists and watches, instead of the apiserver's. */
+  sources?: Sources
 }
 
-export interface InformerSource {
-  list (namespace: string | undefined): Promise<KubernetesListObject<NimObject>>
-  make (path: string, list: () => Promise<KubernetesListObject<NimObject>>): ListWatchLike
-}
+interface WebhookView { name: string, resourceVersion: string, scopes: WebhookScope[] }
 
-export type NimObject = KubernetesObject & KubeObject
+const keyOf = (o: { namespace: string, name: string }): string => `${o.namespace}/${o.name}`
 
-interface Scope {
-  namespace: string | undefined
-  /** The informer running now (or the one that failed last, until the next relist). */
-  informer: ListWatchLike | undefined
-  /** The informer that completed the last successful list: what the controller knows, stale or not. */
-  cache: ListWatchLike | undefined
-  generation: number
-  synced: boolean
-  failures: number
-  lastError: string | undefined
-  timer: NodeJS.Timeout | undefined
-}
-
-/** The part of client-node's ListWatch the controller uses. */
-export interface ListWatchLike {
-  on (verb: 'add' | 'update' | 'delete', cb: (obj: NimObject) => void): void
-  on (verb: 'error', cb: (err?: unknown) => void): void
-  start (): Promise<void>
-  stop (): Promise<void>
-  get (name: string, namespace?: string): NimObject | undefined
-  list (namespace?: string): ReadonlyArray<NimObject>
-}
-
-const keyOf = (obj: KubeObject): string => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`
-
-/** What a reconcile depends on: an UPDATE that changes none of these (status, say) needs no reconcile. */
-function fingerprint (obj: KubeObject): string {
-  const m = obj.metadata ?? {}
-  const a = m.annotations ?? {}
-  return JSON.stringify([m.uid, a[HPA_SHA_ANNOTATION], HPA_ANNOTATION in a, m.deletionTimestamp !== undefined && m.deletionTimestamp !== null])
+export function kubeSources (http: KubeHttp): Sources {
+  const scoped = (group: string, plural: string) => (namespace: string | undefined): ListWatchSource =>
+    kubeSource(http, namespace === undefined ? `${group}/${plural}` : `${group}/namespaces/${encodeURIComponent(namespace)}/${plural}`)
+  return {
+    nimServices: scoped(`/apis/apps.nvidia.com/${NIM_VERSION}`, NIM_PLURAL),
+    hpas: scoped('/apis/autoscaling/v2', 'horizontalpodautoscalers'),
+    webhookConfiguration: (name) => kubeSource(http, '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', { fieldSelector: `metadata.name=${name}` }),
+    namespaces: () => kubeSource(http, '/api/v1/namespaces')
+  }
 }
 
 export class ApplierController {
   private readonly opts: ControllerOptions
   private readonly log: Logger
   private readonly queue: WorkQueue
-  private readonly scopes: Scope[]
+  private readonly now: () => number
+  private readonly nims: Array<{ namespace: string | undefined, r: Reflector<NimView> }> = []
+  private readonly hpas: Array<{ namespace: string | undefined, r: Reflector<HpaView> }> = []
+  private webhook: Reflector<WebhookView> | undefined
+  private namespaceCache: Reflector<NamespaceView> | undefined
+  private readonly all: Array<Reflector<unknown>> = []
   /** uid of NIMServices deleted but not yet reconciled, so their HPA can be matched to them. */
   private readonly tombstones = new Map<string, string>()
-  private readonly fingerprints = new Map<string, string>()
+  private readonly firstSeen = new Map<string, number>()
+  private readonly missingSince = new Map<string, number>()
+  private readonly lastState = new Map<string, { state: State, reasons: string[] }>()
+  private readonly stateCounts = new Map<string, number>()
+  private readonly findingCounts = new Map<string, number>()
+  readonly forbidden: ForbiddenTracker
   private kube: ApplierKube | undefined
   private events: EventRecorder | undefined
   private elector: LeaderElector | undefined
@@ -110,26 +114,31 @@ export class ApplierController {
   private started = false
   private workers: Array<Promise<void>> = []
   private resyncTimer: NodeJS.Timeout | undefined
-  private informerSource: InformerSource | undefined
 
   constructor (opts: ControllerOptions) {
     this.opts = opts
     this.log = opts.logger
+    this.now = opts.monotonic ?? (() => performance.now())
     const retry = opts.retryBackoff ?? { initialMs: 500, maxMs: 60_000 }
     this.queue = new WorkQueue({ baseDelayMs: retry.initialMs, maxDelayMs: retry.maxMs, onDepth: (d) => opts.metrics.queueDepth.set(d) })
-    const namespaces = [...new Set(opts.namespaces)]
-    const scope = (namespace: string | undefined): Scope => ({ namespace, informer: undefined, cache: undefined, generation: 0, synced: false, failures: 0, lastError: undefined, timer: undefined })
-    this.scopes = namespaces.length === 0 ? [scope(undefined)] : namespaces.map(scope)
+    this.forbidden = new ForbiddenTracker(opts.metrics)
     opts.metrics.watchSynced.set(0)
     opts.metrics.leader.set(opts.leaderElection === undefined ? 1 : 0)
   }
 
-  /** Undefined once every watched scope has listed and its watch runs; otherwise why not. */
+  /** Undefined once every list/watch has synced and no request is answered 403; otherwise why not. */
   notReadyReason (): string | undefined {
     if (this.stopped) return 'stopping'
-    const pending = this.scopes.filter((s) => !s.synced)
-    if (pending.length === 0) return undefined
-    return pending.map((s) => `NIMService watch ${s.namespace === undefined ? '(all namespaces)' : `in ${s.namespace}`} not synced${s.lastError !== undefined ? `: ${s.lastError}` : ''}`).join('; ')
+    const reasons: string[] = []
+    if (!this.started) reasons.push('not started')
+    for (const r of this.all) {
+      if (!r.synced) reasons.push(`${r.what} watch not synced${r.lastError !== undefined ? `: ${r.lastError}` : ''}`)
+    }
+    const scopes = this.coverageSource()
+    if (scopes.kind === 'webhook' && scopes.scopes === null) reasons.push(`MutatingWebhookConfiguration ${scopes.configuration} not found: the applier acts nowhere`)
+    const forbidden = this.forbidden.reason()
+    if (forbidden !== undefined) reasons.push(forbidden)
+    return reasons.length === 0 ? undefined : reasons.join('; ')
   }
 
   /** True when this replica may write: it leads, or leader election is off. */
@@ -146,22 +155,38 @@ export class ApplierController {
     return this.opts.identity
   }
 
+  /** The caches' sizes, for benchmarks and debugging. */
+  cacheSizes (): { nimServices: number, hpas: number, namespaces: number } {
+    return {
+      nimServices: this.nims.reduce((n, s) => n + s.r.cache.size, 0),
+      hpas: this.hpas.reduce((n, s) => n + s.r.cache.size, 0),
+      namespaces: this.namespaceCache?.cache.size ?? 0
+    }
+  }
+
+  /** The last decided state of a NIMService (tests). */
+  stateOf (namespace: string, name: string): State | undefined {
+    return this.lastState.get(`${namespace}/${name}`)?.state
+  }
+
+  private coverageSource (): CoverageSource {
+    const name = this.opts.webhookConfiguration
+    if (name === undefined) return { kind: 'namespaces', namespaces: this.opts.namespaces.length === 0 ? undefined : new Set(this.opts.namespaces) }
+    const wc = this.webhook
+    const scopes = wc === undefined || !wc.synced ? undefined : (wc.cache.get(name)?.scopes ?? null)
+    const namespaces = this.namespaceCache?.synced === true ? this.namespaceCache.cache : undefined
+    return { kind: 'webhook', configuration: name, scopes, namespaces }
+  }
+
   async start (): Promise<void> {
     if (this.started) throw new Error('controller already started')
     this.started = true
     const k8s = await import('@kubernetes/client-node')
     const kc = this.opts.kubeConfig
-    this.kube = this.opts.kube ?? await kubeApplierClient(kc, { instance: this.opts.identity })
-    this.events = new EventRecorder(this.kube, { logger: this.log, metrics: this.opts.metrics })
-    this.informerSource = this.opts.informers ?? ((): InformerSource => {
-      const custom = kc.makeApiClient(k8s.CustomObjectsApi)
-      return {
-        list: async (namespace) => (namespace === undefined
-          ? await custom.listClusterCustomObject({ group: 'apps.nvidia.com', version: NIM_VERSION, plural: NIM_PLURAL })
-          : await custom.listNamespacedCustomObject({ group: 'apps.nvidia.com', version: NIM_VERSION, namespace, plural: NIM_PLURAL })) as KubernetesListObject<NimObject>,
-        make: (path, list) => k8s.makeInformer<NimObject>(kc, path, list) as unknown as ListWatchLike
-      }
-    })()
+    const http = kubeHttp(kc)
+    this.kube = this.opts.kube ?? kubeApplierClient(http, { instance: this.opts.identity })
+    this.events = new EventRecorder(this.kube, { logger: this.log, metrics: this.opts.metrics, forbidden: this.forbidden })
+    const sources = this.opts.sources ?? kubeSources(http)
 
     const le = this.opts.leaderElection
     if (le === undefined) {
@@ -175,21 +200,47 @@ export class ApplierController {
         renewDeadlineMs: le.renewDeadlineMs,
         retryPeriodMs: le.retryPeriodMs,
         onStartedLeading: () => {
-          this.log.info({ lease: store.describe(), identity: this.opts.identity }, 'became leader: applying')
+          this.log.info({ lease: store.describe(), identity: this.opts.identity }, 'became leader: acting')
           this.setLeading(true)
         },
         onStoppedLeading: () => {
           if (this.stopped) this.log.info({ lease: store.describe(), identity: this.opts.identity }, 'stopped leading')
-          else this.log.warn({ lease: store.describe(), identity: this.opts.identity }, 'lost the lease: writes stopped until it is won again')
+          else this.log.warn({ lease: store.describe(), identity: this.opts.identity }, 'lost the lease: stopped until it is won again')
           this.setLeading(false)
         },
         onNewLeader: (holder) => { if (holder !== this.opts.identity) this.log.info({ leader: holder }, 'another replica leads') },
-        onError: (err) => this.log.warn({ err: apiMessage(err), lease: store.describe() }, 'lease request failed')
+        onError: (err) => {
+          if (apiStatus(err) === 403) this.forbidden.failed('update leases', err)
+          this.log.warn({ err: apiMessage(err), lease: store.describe() }, 'lease request failed')
+        }
       })
       this.elector.start()
     }
 
-    for (const scope of this.scopes) this.startScope(scope)
+    const scopes = this.opts.namespaces.length === 0 ? [undefined] : [...new Set(this.opts.namespaces)]
+    for (const namespace of scopes) {
+      const where = namespace === undefined ? '(all namespaces)' : `in ${namespace}`
+      const nims = this.reflector<NimView>(`NIMServices ${where}`, sources.nimServices(namespace), nimView, {
+        onAdd: (n) => { const k = keyOf(n); this.firstSeen.set(k, this.now()); this.tombstones.delete(k); this.queue.add(k) },
+        onUpdate: (n) => this.queue.add(keyOf(n)),
+        onDelete: (n) => { const k = keyOf(n); this.tombstones.set(k, n.uid); this.queue.add(k) }
+      }, 'list and watch nimservices.apps.nvidia.com')
+      this.nims.push({ namespace, r: nims })
+      const onHpa = (h: HpaView): void => { const k = keyOf(h); if (this.knows(k)) this.queue.add(k) }
+      const hpas = this.reflector<HpaView>(`HorizontalPodAutoscalers ${where}`, sources.hpas(namespace), hpaView, { onAdd: onHpa, onUpdate: onHpa, onDelete: onHpa }, 'list and watch horizontalpodautoscalers.autoscaling')
+      this.hpas.push({ namespace, r: hpas })
+    }
+    const wcName = this.opts.webhookConfiguration
+    if (wcName !== undefined) {
+      const again = (): void => this.enqueueAll()
+      this.webhook = this.reflector<WebhookView>(`MutatingWebhookConfiguration ${wcName}`, sources.webhookConfiguration(wcName), (raw) => {
+        const name = str(obj(obj(raw)?.metadata)?.name)
+        return name === undefined ? undefined : { name, scopes: webhookScopes(raw), resourceVersion: str(obj(obj(raw)?.metadata)?.resourceVersion) ?? '' }
+      }, { onAdd: again, onUpdate: again, onDelete: again, onSynced: again }, 'list and watch mutatingwebhookconfigurations.admissionregistration.k8s.io')
+      this.namespaceCache = this.reflector<NamespaceView>('Namespaces', sources.namespaces(), namespaceView, { onAdd: again, onUpdate: again, onDelete: again, onSynced: again }, 'list and watch namespaces')
+    }
+    for (const r of this.all) r.start()
+
     const workers = Math.max(1, this.opts.workers ?? 2)
     for (let i = 0; i < workers; i++) this.workers.push(this.work())
     const resync = this.opts.resyncPeriodMs ?? 5 * 60_000
@@ -197,6 +248,46 @@ export class ApplierController {
       this.resyncTimer = setInterval(() => this.enqueueAll(), resync)
       this.resyncTimer.unref()
     }
+  }
+
+  private reflector<T> (what: string, source: ListWatchSource, transform: (raw: unknown) => T | undefined,
+    handlers: { onAdd?: (t: T) => void, onUpdate?: (t: T) => void, onDelete?: (t: T) => void, onSynced?: () => void }, request: string): Reflector<T> {
+    const versionOf = (t: T): string => (t as { resourceVersion?: string }).resourceVersion ?? ''
+    const r = new Reflector<T>({
+      what,
+      source,
+      transform,
+      keyOf: (t) => { const o = t as { namespace?: string, name: string }; return o.namespace === undefined ? o.name : `${o.namespace}/${o.name}` },
+      versionOf,
+      ...(this.opts.pageSize !== undefined ? { pageSize: this.opts.pageSize } : {}),
+      ...(this.opts.minWatchTimeoutSeconds !== undefined ? { minWatchTimeoutSeconds: this.opts.minWatchTimeoutSeconds } : {}),
+      ...(this.opts.watchBackoff !== undefined ? { backoff: this.opts.watchBackoff } : {}),
+      logger: this.log,
+      ...handlers,
+      onSynced: () => {
+        this.forbidden.succeeded(request)
+        this.updateSynced()
+        handlers.onSynced?.()
+      },
+      onError: (err, retryInMs) => {
+        const status = apiStatus(err)
+        if (status === 403) this.forbidden.failed(request, err)
+        this.updateSynced()
+        this.opts.metrics.watchRestarts.inc({ what: what.split(' ')[0] ?? what })
+        const hint = status === 404 ? ' (is the CRD installed?)' : status === 403 ? ` (RBAC: ${request})` : ''
+        this.log.warn({ what, err: `${apiMessage(err)}${hint}`, retryInMs }, 'list/watch failed: relisting after backoff')
+      }
+    })
+    this.all.push(r as Reflector<unknown>)
+    return r
+  }
+
+  private updateSynced (): void {
+    this.opts.metrics.watchSynced.set(this.all.every((r) => r.synced) ? 1 : 0)
+  }
+
+  private knows (key: string): boolean {
+    return this.tombstones.has(key) || this.lookupNim(key) !== undefined
   }
 
   private setLeading (leading: boolean): void {
@@ -216,110 +307,32 @@ export class ApplierController {
   }
 
   private enqueueAll (): void {
-    for (const scope of this.scopes) {
-      for (const obj of scope.cache?.list() ?? []) this.queue.add(keyOf(obj))
-    }
+    for (const s of this.nims) for (const key of s.r.cache.keys()) this.queue.add(key)
     for (const key of this.tombstones.keys()) this.queue.add(key)
   }
 
-  private path (namespace: string | undefined): string {
-    return namespace === undefined
-      ? `/apis/apps.nvidia.com/${NIM_VERSION}/${NIM_PLURAL}`
-      : `/apis/apps.nvidia.com/${NIM_VERSION}/namespaces/${encodeURIComponent(namespace)}/${NIM_PLURAL}`
-  }
-
-  private startScope (scope: Scope): void {
-    if (this.stopped) return
-    const generation = ++scope.generation
-    const current = (): boolean => generation === scope.generation && !this.stopped
-    const self: { informer?: ListWatchLike } = {}
-    const list = async (): Promise<KubernetesListObject<NimObject>> => {
-      const result = await (this.informerSource as InformerSource).list(scope.namespace)
-      // The informer adds the items right after this resolves; look at its cache on the next turn.
-      setImmediate(() => {
-        const informer = self.informer
-        if (!current() || informer === undefined) return
-        // What the last good list knew and this one lacks was deleted while the watch was down.
-        const previous = scope.cache !== undefined && scope.cache !== informer ? [...scope.cache.list()] : []
-        scope.cache = informer
-        const now = new Set(informer.list().map(keyOf))
-        for (const gone of previous) if (!now.has(keyOf(gone))) this.onDelete(gone)
-        if (!scope.synced) this.log.info({ namespace: scope.namespace ?? '(all)', items: result.items?.length ?? 0 }, 'NIMService watch synced')
-        scope.synced = true
-        scope.failures = 0
-        scope.lastError = undefined
-        this.updateSynced()
-      })
-      return result
-    }
-    const active = (this.informerSource as InformerSource).make(this.path(scope.namespace), list)
-    self.informer = active
-    scope.informer = active
-    active.on('add', (obj) => { if (current()) this.onAdd(obj) })
-    active.on('update', (obj) => { if (current()) this.onUpdate(obj) })
-    active.on('delete', (obj) => { if (current()) this.onDelete(obj) })
-    active.on('error', (err) => { if (current()) this.onWatchError(scope, active, err) })
-    void active.start().catch((err: unknown) => { if (current()) this.onWatchError(scope, active, err) })
-  }
-
-  private onWatchError (scope: Scope, informer: ListWatchLike, err: unknown): void {
-    const status = apiStatus(err)
-    scope.synced = false
-    const hint = status === 404 ? ' (is the NIMService CRD installed?)' : status === 403 ? ' (RBAC: list and watch nimservices.apps.nvidia.com)' : ''
-    scope.lastError = status === undefined ? apiMessage(err) : `HTTP ${status}${hint}: ${apiMessage(err)}`
-    this.updateSynced()
-    const { initialMs, maxMs } = this.opts.watchBackoff ?? { initialMs: 1000, maxMs: 30_000 }
-    const delay = Math.min(maxMs, initialMs * 2 ** scope.failures)
-    scope.failures++
-    this.opts.metrics.watchRestarts.inc({ reason: status === 410 ? 'gone' : 'error' })
-    this.log.warn({ namespace: scope.namespace ?? '(all)', err: scope.lastError, retryInMs: delay }, 'NIMService watch failed: relisting after backoff')
-    // Stop this informer for good; the last synced cache stays readable (lookups meanwhile, and the diff on relist).
-    scope.generation++
-    void informer.stop()
-    clearTimeout(scope.timer)
-    scope.timer = setTimeout(() => {
-      scope.timer = undefined
-      this.startScope(scope)
-    }, delay)
-  }
-
-  private updateSynced (): void {
-    this.opts.metrics.watchSynced.set(this.scopes.every((s) => s.synced) ? 1 : 0)
-  }
-
-  private onAdd (obj: NimObject): void {
-    const key = keyOf(obj)
-    const fp = fingerprint(obj)
-    if (this.fingerprints.get(key) === fp) return // a relist handing back what we saw already
-    this.fingerprints.set(key, fp)
-    this.tombstones.delete(key)
-    this.queue.add(key)
-  }
-
-  private onUpdate (obj: NimObject): void {
-    const key = keyOf(obj)
-    const fp = fingerprint(obj)
-    if (this.fingerprints.get(key) === fp) return
-    this.fingerprints.set(key, fp)
-    this.queue.add(key)
-  }
-
-  private onDelete (obj: NimObject): void {
-    const key = keyOf(obj)
-    this.fingerprints.delete(key)
-    const uid = obj.metadata?.uid
-    if (uid !== undefined) this.tombstones.set(key, uid)
-    this.queue.add(key)
-  }
-
-  private lookup (namespace: string, name: string): NimObject | undefined {
-    for (const scope of this.scopes) {
-      if (scope.namespace !== undefined && scope.namespace !== namespace) continue
-      // The running informer first (it may be relisting: what it has is newest), then the last synced cache.
-      const found = scope.informer?.get(name, namespace) ?? scope.cache?.get(name, namespace)
+  private lookupNim (key: string): NimView | undefined {
+    const namespace = key.slice(0, key.indexOf('/'))
+    for (const s of this.nims) {
+      if (s.namespace !== undefined && s.namespace !== namespace) continue
+      const found = s.r.cache.get(key)
       if (found !== undefined) return found
     }
     return undefined
+  }
+
+  private lookupHpa (key: string): HpaView | undefined {
+    const namespace = key.slice(0, key.indexOf('/'))
+    for (const s of this.hpas) {
+      if (s.namespace !== undefined && s.namespace !== namespace) continue
+      const found = s.r.cache.get(key)
+      if (found !== undefined) return found
+    }
+    return undefined
+  }
+
+  private hpaSynced (namespace: string): boolean {
+    return this.hpas.some((s) => (s.namespace === undefined || s.namespace === namespace) && s.r.synced)
   }
 
   private async work (): Promise<void> {
@@ -339,34 +352,67 @@ export class ApplierController {
     }
   }
 
+  /** Counts states and findings for the gauges; new findings for the counter. */
+  private record (key: string, decision: Decision | undefined): void {
+    const bump = (m: Map<string, number>, k: string, d: number): number => { const v = (m.get(k) ?? 0) + d; if (v === 0) m.delete(k); else m.set(k, v); return v }
+    const prev = this.lastState.get(key)
+    if (prev !== undefined) {
+      this.opts.metrics.states.set({ state: prev.state }, bump(this.stateCounts, prev.state, -1))
+      for (const r of prev.reasons) this.opts.metrics.findings.set({ reason: r }, bump(this.findingCounts, r, -1))
+    }
+    if (decision === undefined) {
+      this.lastState.delete(key)
+      return
+    }
+    const reasons = [...new Set(decision.findings.map((f) => f.reason))]
+    this.lastState.set(key, { state: decision.state, reasons })
+    this.opts.metrics.states.set({ state: decision.state }, bump(this.stateCounts, decision.state, 1))
+    for (const r of reasons) {
+      this.opts.metrics.findings.set({ reason: r }, bump(this.findingCounts, r, 1))
+      if (prev?.reasons.includes(r) !== true) this.opts.metrics.findingsTotal.inc({ reason: r })
+    }
+  }
+
   private async process (key: string): Promise<void> {
     const slash = key.indexOf('/')
     const namespace = key.slice(0, slash)
     const name = key.slice(slash + 1)
-    const kube = this.kube as ApplierKube
-    const nim = this.lookup(namespace, name)
-    let hpa: KubeObject | undefined
-    try {
-      hpa = await kube.getHpa(namespace, name)
-    } catch (err) {
-      this.opts.metrics.errors.inc({ reason: 'api' })
-      const delay = this.queue.addRateLimited(key)
+    const nim = this.lookupNim(key)
+    if (!this.hpaSynced(namespace)) {
+      // Deciding without the HPA cache would call every HPA missing: wait for it.
       this.queue.done(key)
-      this.log.warn({ namespace, name, err: apiMessage(err), retryInMs: delay }, 'cannot read the HPA: retrying')
+      this.queue.addAfter(key, 1000)
       return
     }
+    const hpa = this.lookupHpa(key)
+    const now = this.now()
+    if (nim?.autoscaled === true && hpa === undefined) {
+      if (!this.missingSince.has(key)) this.missingSince.set(key, now)
+    } else {
+      this.missingSince.delete(key)
+    }
     const lastUid = this.tombstones.get(key)
-    const action = reconcile({ namespace, name, nim, hpa, takeOver: this.opts.takeOver, ...(lastUid !== undefined ? { lastUid } : {}) })
-    const uid = nim?.metadata?.uid
-    const owner = nim !== undefined && uid !== undefined
-      ? { namespace, name, uid, ...(nim.metadata?.resourceVersion !== undefined ? { resourceVersion: nim.metadata.resourceVersion } : {}) }
-      : undefined
-    const outcome = await execute(action, {
+    const decision = decide({
+      mode: this.opts.mode,
+      namespace,
+      name,
+      ...(nim !== undefined ? { nim } : {}),
+      ...(lastUid !== undefined ? { lastUid } : {}),
+      ...(hpa !== undefined ? { hpa } : {}),
+      coverage: coverage(this.coverageSource(), namespace, nim?.labels ?? {}),
+      knownForMs: now - (this.firstSeen.get(key) ?? now),
+      missingForMs: now - (this.missingSince.get(key) ?? now),
+      graceMs: this.opts.graceMs
+    })
+    this.record(key, nim === undefined ? undefined : decision)
+    const owner = nim !== undefined ? { namespace, name, uid: nim.uid, resourceVersion: nim.resourceVersion } : undefined
+    const outcome = await execute(decision, {
       namespace,
       name,
       ...(owner !== undefined ? { owner } : {}),
-      kube,
+      kube: this.kube as ApplierKube,
       events: this.events as EventRecorder,
+      forbidden: this.forbidden,
       metrics: this.opts.metrics,
       logger: this.log,
       dryRun: this.opts.dryRun,
@@ -384,22 +430,23 @@ export class ApplierController {
       return
     }
     this.queue.forget(key)
-    if (nim === undefined) this.tombstones.delete(key)
+    if (decision.requeueAfterMs !== undefined) this.queue.addAfter(key, Math.ceil(decision.requeueAfterMs))
+    if (nim === undefined) {
+      this.tombstones.delete(key)
+      this.firstSeen.delete(key)
+      this.missingSince.delete(key)
+    }
   }
 
   /**
-   * Stops watching and writing. With `release`, a leader hands its Lease back so another replica takes
+   * Stops watching and acting. With `release`, a leader hands its Lease back so another replica takes
    * over at once; without, the Lease expires as after a crash.
    */
   async stop (opts: { release?: boolean } = {}): Promise<void> {
     if (this.stopped) return
     this.stopped = true
     clearInterval(this.resyncTimer)
-    for (const scope of this.scopes) {
-      clearTimeout(scope.timer)
-      scope.generation++
-      await scope.informer?.stop()
-    }
+    await Promise.all(this.all.map((r) => r.stop()))
     this.queue.shutdown()
     const waiters = this.leadWaiters
     this.leadWaiters = []

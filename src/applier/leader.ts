@@ -3,6 +3,10 @@
 // candidate's own clock from when it last saw the record change (no clock-skew assumptions); the leader
 // renews every retry period and gives up writing when it could not renew within the renew deadline,
 // which is shorter than the lease duration, so two replicas never both believe they lead.
+// Every local expiry is measured on the monotonic clock (performance.now, as client-go's observedTime
+// carries Go's monotonic reading): a step of the wall clock (NTP, a VM resumed) can neither expire a
+// holder's Lease early nor keep a leader writing past its deadline. The wall clock only fills in the
+// Lease's acquireTime and renewTime, which other candidates never compare with their own clocks.
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node'
 
 export interface LeaseRecord {
@@ -43,8 +47,10 @@ export interface LeaderElectionOptions {
   renewDeadlineMs?: number
   /** Interval between attempts to acquire or renew (default 2 s). */
   retryPeriodMs?: number
-  /** Clock, for tests. */
-  now?: () => number
+  /** Monotonic milliseconds (default performance.now); tests pass a fake. */
+  monotonic?: () => number
+  /** Wall-clock milliseconds, only for the Lease's timestamps (default Date.now). */
+  wallClock?: () => number
   onStartedLeading?: () => void
   onStoppedLeading?: () => void
   onNewLeader?: (identity: string) => void
@@ -87,6 +93,7 @@ export class LeaderElector {
   private readonly renewDeadlineMs: number
   private readonly retryPeriodMs: number
   private readonly now: () => number
+  private readonly wall: () => number
   private readonly opts: LeaderElectionOptions
   private observed: LeaseRecord | undefined
   private observedRaw = ''
@@ -105,7 +112,8 @@ export class LeaderElector {
     this.leaseDurationMs = opts.leaseDurationMs ?? LEADER_DEFAULTS.leaseDurationMs
     this.renewDeadlineMs = opts.renewDeadlineMs ?? LEADER_DEFAULTS.renewDeadlineMs
     this.retryPeriodMs = opts.retryPeriodMs ?? LEADER_DEFAULTS.retryPeriodMs
-    this.now = opts.now ?? Date.now
+    this.now = opts.monotonic ?? (() => performance.now())
+    this.wall = opts.wallClock ?? Date.now
     validateLeaderTimings({ leaseDurationMs: this.leaseDurationMs, renewDeadlineMs: this.renewDeadlineMs, retryPeriodMs: this.retryPeriodMs })
   }
 
@@ -119,8 +127,9 @@ export class LeaderElector {
     return this.observed?.holderIdentity === '' ? undefined : this.observed?.holderIdentity
   }
 
-  private observe (record: LeaseRecord, at: number): void {
-    const raw = JSON.stringify([record.holderIdentity, record.leaseDurationSeconds, record.acquireTime, record.renewTime, record.leaseTransitions])
+  /** As client-go's observedRecord; the resourceVersion also counts, so a renewal is seen even if the holder's wall clock stood still. */
+  private observe (record: LeaseRecord, version: string, at: number): void {
+    const raw = JSON.stringify([version, record.holderIdentity, record.leaseDurationSeconds, record.acquireTime, record.renewTime, record.leaseTransitions])
     if (raw !== this.observedRaw) {
       this.observed = record
       this.observedRaw = raw
@@ -148,13 +157,14 @@ export class LeaderElector {
    */
   async tryAcquireOrRenew (): Promise<boolean> {
     const start = this.now()
+    const stamp = microTime(this.wall())
     const leaseDurationSeconds = Math.ceil(this.leaseDurationMs / 1000)
-    const fresh: LeaseRecord = { holderIdentity: this.identity, leaseDurationSeconds, acquireTime: microTime(start), renewTime: microTime(start), leaseTransitions: 0 }
+    const fresh: LeaseRecord = { holderIdentity: this.identity, leaseDurationSeconds, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 }
     const current = await this.store.get()
     if (current === undefined) {
       try {
         const created = await this.store.create(fresh)
-        this.observe(created.record, this.now())
+        this.observe(created.record, created.version, this.now())
         this.renewedAt = start
         return true
       } catch (err) {
@@ -162,7 +172,7 @@ export class LeaderElector {
         throw err
       }
     }
-    this.observe(current.record, this.now())
+    this.observe(current.record, current.version, this.now())
     const holder = current.record.holderIdentity ?? ''
     if (holder !== '' && holder !== this.identity && this.leaseValid(start)) return false
 
@@ -171,7 +181,7 @@ export class LeaderElector {
       : { ...fresh, leaseTransitions: (current.record.leaseTransitions ?? 0) + 1 }
     try {
       const updated = await this.store.update(next, current.version)
-      this.observe(updated.record, this.now())
+      this.observe(updated.record, updated.version, this.now())
       this.renewedAt = start
       return true
     } catch (err) {
@@ -232,7 +242,7 @@ export class LeaderElector {
       try {
         const current = await withTimeout(this.store.get(), this.retryPeriodMs)
         if (current !== undefined && current.record.holderIdentity === this.identity) {
-          const at = microTime(this.now())
+          const at = microTime(this.wall())
           await withTimeout(this.store.update({ ...current.record, holderIdentity: '', leaseDurationSeconds: 1, renewTime: at, acquireTime: at }, current.version), this.retryPeriodMs)
         }
       } catch (err) {

@@ -1,207 +1,258 @@
-// The applier's decision, as a pure function: given a NIMService (or its absence) and the HPA of the same
-// name (or none), what to do. No I/O here, so every case is a table row in the unit tests.
-import { createHash } from 'node:crypto'
-import { HPA_ANNOTATION, HPA_SHA_ANNOTATION, MANAGED_BY } from '../nimservice/hpa-render.js'
+// The applier's decisions, as pure functions: given a NIMService as kept (view.ts), the live HPA of the
+// same name, whether the webhook covers it and how long things have been so, what to report and what
+// (in --mode write only) to write. No I/O here, so every case is a table row in the unit tests.
+//
+// verify (the default) never writes: it compares the live HPA, whoever owns it, with the HPA rendered from
+// the NIMService's spec, field by field. write creates and keeps HPAs only where the NIM operator does not
+// manage them, and steps aside (refuses, and hands back its own HPA) wherever it sees the operator.
+import type { JsonObject } from '../nimservice/types.js'
+import { isObject, jsonEqual } from '../nimservice/json.js'
+import { MANAGED_BY } from '../nimservice/hpa-render.js'
+import type { Coverage } from './coverage.js'
+import { MANAGED_BY_LABEL, NIM_API_VERSION, NIM_GROUP, NIM_KIND, OPERATOR_MANAGED_BY, type HpaView, type NimView, type OwnerReference } from './view.js'
 
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by'
-export const NIM_API_VERSION = 'apps.nvidia.com/v1alpha1'
-export const NIM_GROUP = 'apps.nvidia.com'
-export const NIM_KIND = 'NIMService'
+export type Mode = 'verify' | 'write'
+export const MODES: readonly Mode[] = ['verify', 'write']
 
-/** Published codes for an annotation the applier refuses to apply. Never reuse or renumber one. */
-export const MALFORMED_CODES = {
-  NIMAPPLY_SHA_MISSING: `${HPA_ANNOTATION} present without ${HPA_SHA_ANNOTATION}`,
-  NIMAPPLY_SHA_MISMATCH: `${HPA_SHA_ANNOTATION} is not the SHA-256 of ${HPA_ANNOTATION} (edited by hand?)`,
-  NIMAPPLY_BAD_JSON: `${HPA_ANNOTATION} is not a JSON object`,
-  NIMAPPLY_BAD_KIND: 'the rendered manifest is not an autoscaling/v2 HorizontalPodAutoscaler',
-  NIMAPPLY_NAME_MISMATCH: 'the rendered HPA name differs from the NIMService name',
-  NIMAPPLY_NAMESPACE_MISMATCH: 'the rendered HPA namespace differs from the NIMService namespace',
-  NIMAPPLY_BAD_SPEC: 'the rendered HPA spec lacks scaleTargetRef or maxReplicas'
+/** Published Event reasons on the NIMService. Never reuse or rename one. */
+export const REASONS = {
+  drift: 'HPADrift',
+  missing: 'HPAMissing',
+  forged: 'HPAAnnotationForged',
+  invalid: 'HPASpecInvalid',
+  kserve: 'HPAKServeSkipped',
+  refused: 'HPAWriteRefused',
+  handedOver: 'HPAHandedOver',
+  conflict: 'HPAConflict',
+  created: 'HPACreated',
+  updated: 'HPAUpdated',
+  deleted: 'HPADeleted',
+  rejected: 'HPARejected',
+  forbidden: 'HPAForbidden'
 } as const
-export type MalformedCode = keyof typeof MALFORMED_CODES
+export type Reason = typeof REASONS[keyof typeof REASONS]
 
-export interface OwnerReference {
-  apiVersion: string
-  kind: string
-  name: string
-  uid: string
-  controller?: boolean
-  blockOwnerDeletion?: boolean
+export interface Finding { type: 'Normal' | 'Warning', reason: Reason, message: string }
+
+export type Write =
+  | { kind: 'create', manifest: JsonObject }
+  /** Server-side apply of our own HPA; `fields` are what differs now. */
+  | { kind: 'update', manifest: JsonObject, fields: string[], adopt: boolean }
+  /** Deletes only with the HPA's uid and resourceVersion as preconditions. */
+  | { kind: 'delete', uid: string, resourceVersion: string, why: string, handover: boolean }
+
+export type State = 'in-sync' | 'drift' | 'missing' | 'pending' | 'invalid' | 'kserve' | 'refused' | 'conflict' | 'not-autoscaled' | 'not-covered' | 'deleting' | 'gone' | 'write'
+
+export interface Decision {
+  state: State
+  findings: Finding[]
+  write?: Write
+  /** Decide again after this long (an HPA not created yet, a NIMService too new to write for). */
+  requeueAfterMs?: number
+  /** Why nothing is done, for debug logs. */
+  detail?: string
 }
 
-export interface ObjectMeta {
-  name?: string
-  namespace?: string
-  uid?: string
-  resourceVersion?: string
-  labels?: Record<string, string>
-  annotations?: Record<string, string>
-  ownerReferences?: OwnerReference[]
-  deletionTimestamp?: unknown
-}
-
-/** The fields of a NIMService or an HPA the decision reads; anything else rides along untouched. */
-export interface KubeObject {
-  apiVersion?: string
-  kind?: string
-  metadata?: ObjectMeta
-  spec?: unknown
-}
-
-export interface ReconcileInput {
+export interface DecideInput {
+  mode: Mode
   namespace: string
   name: string
-  /** The NIMService as last seen by the watch; undefined once it is gone. */
-  nim?: KubeObject
-  /** When the NIMService is gone: the uid it had, if the watch saw it. */
+  /** The NIMService as kept; undefined once it is gone. */
+  nim?: NimView
+  /** When the NIMService is gone: the uid it had, if it was seen. */
   lastUid?: string
-  /** The HPA of the same name in the same namespace, as read from the apiserver. */
-  hpa?: KubeObject
-  /** `--take-over`: adopt an HPA of that name that someone else owns. */
-  takeOver?: boolean
+  /** The live HPA of the same name in the same namespace. */
+  hpa?: HpaView
+  coverage: Coverage
+  /** How long (monotonic ms) the applier has known this NIMService. */
+  knownForMs: number
+  /** How long (monotonic ms) the HPA has been seen missing while it should exist. */
+  missingForMs: number
+  /** How long to give the operator to create an HPA (verify) or to claim a new NIMService (write). */
+  graceMs: number
 }
 
-export type Action =
-  | { kind: 'create', manifest: KubeObject, sha: string }
-  | { kind: 'update', manifest: KubeObject, sha: string, previousSha?: string, force: boolean, reason: 'changed' | 'adopt' | 'take-over' }
-  | { kind: 'unchanged', sha: string }
-  | { kind: 'delete', uid: string, resourceVersion?: string, reason: string }
-  | { kind: 'conflict', reason: string }
-  | { kind: 'malformed', code: MalformedCode, message: string }
-  | { kind: 'none', reason: string }
+/** Labels and annotations the operator sets on its HPA itself, winning over the spec's (GetStandardLabels, GetStandardAnnotations, SyncResource). */
+const OPERATOR_LABELS = new Set([MANAGED_BY_LABEL, 'app.kubernetes.io/operator-version'])
+const OPERATOR_ANNOTATIONS = new Set(['openshift.io/required-scc', 'nvidia.com/parent-spec-hash', 'nvidia.com/last-applied-hash'])
+const MAX_FIELDS = 12
 
-export const sha256Hex = (text: string): string => createHash('sha256').update(text).digest('hex')
+function short (v: unknown): string {
+  if (v === undefined) return '(absent)'
+  const text = JSON.stringify(v)
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
 
-const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+const keyPath = (path: string, key: string): string => /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`
 
-function stringMap (v: unknown): Record<string, string> {
-  if (!isRecord(v)) return {}
-  const out: Record<string, string> = {}
-  for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[k] = val
+/** The leaf fields where `have` differs from `want`, as `path: want X, have Y`. */
+export function differences (path: string, want: unknown, have: unknown, out: string[] = []): string[] {
+  if (out.length >= MAX_FIELDS || jsonEqual(want, have)) return out
+  if (isObject(want) && isObject(have)) {
+    const keys = [...new Set([...Object.keys(want), ...Object.keys(have)])].sort()
+    for (const k of keys) differences(keyPath(path, k), want[k], have[k], out)
+    return out
+  }
+  if (Array.isArray(want) && Array.isArray(have) && want.length === have.length) {
+    want.forEach((w, i) => differences(`${path}[${i}]`, w, have[i], out))
+    return out
+  }
+  out.push(`${path}: want ${short(want)}, have ${short(have)}`)
   return out
 }
 
-const isNimOwner = (ref: OwnerReference, name: string): boolean =>
-  ref.kind === NIM_KIND && typeof ref.apiVersion === 'string' && ref.apiVersion.split('/')[0] === NIM_GROUP && ref.name === name
-
-/** The controller ownerReference of `hpa`, if any. */
-function controllerRef (hpa: KubeObject): OwnerReference | undefined {
-  return (hpa.metadata?.ownerReferences ?? []).find((r) => r.controller === true)
+/**
+ * Where the live HPA differs from the rendered one: its spec (scaleTargetRef, min/max, metrics, behavior)
+ * field by field, and the labels and annotations the render sets (except the ones the operator sets
+ * itself, and managed-by, which says who writes, not what).
+ */
+export function hpaDifferences (desired: JsonObject, live: HpaView, opts: { ignoreManagedBy: boolean }): string[] {
+  const out: string[] = []
+  differences('spec', desired.spec, live.spec, out)
+  const meta = isObject(desired.metadata) ? desired.metadata : {}
+  for (const [which, ignored] of [['labels', OPERATOR_LABELS], ['annotations', OPERATOR_ANNOTATIONS]] as const) {
+    const want = isObject(meta[which]) ? meta[which] : {}
+    const have = which === 'labels' ? live.labels : live.annotations
+    for (const [k, v] of Object.entries(want)) {
+      if (ignored.has(k) && (opts.ignoreManagedBy || k !== MANAGED_BY_LABEL)) continue
+      if (have[k] !== v && out.length < MAX_FIELDS) out.push(`${keyPath(`metadata.${which}`, k)}: want ${short(v)}, have ${short(have[k])}`)
+    }
+  }
+  return out
 }
 
-function describeOwner (hpa: KubeObject): string {
-  const labels = hpa.metadata?.labels ?? {}
-  const ctrl = controllerRef(hpa)
-  const manager = labels[MANAGED_BY_LABEL]
-  const parts = [manager === undefined ? 'no managed-by label' : `managed-by ${manager}`]
-  parts.push(ctrl === undefined ? 'no controller owner' : `controller ${ctrl.kind}/${ctrl.name}`)
-  return parts.join(', ')
-}
+const isNimRef = (ref: OwnerReference, name: string): boolean =>
+  ref.kind === NIM_KIND && ref.apiVersion.split('/')[0] === NIM_GROUP && ref.name === name
 
-export type Ownership =
-  | { owned: true }
-  /** Ours by label, owned by an earlier NIMService of the same name (deleted and recreated). */
-  | { owned: false, stale: true }
-  | { owned: false, stale: false }
+export type Ownership = 'ours' | 'ours-stale' | 'operator' | 'foreign'
 
 /**
- * Whether `hpa` belongs to the NIMService `name` (uid `uid`): it carries our managed-by label AND a
- * controller ownerReference to that NIMService. Without a uid (the NIMService is gone and was never
- * seen), any NIMService owner of that name counts.
+ * Who an HPA named after NIMService `name` (uid `uid`) belongs to: ours (our managed-by label and a
+ * controller reference to that NIMService; stale when to an earlier one of the same name), the operator's
+ * (its managed-by label, or a NIMService controller reference without our label), or someone else's.
  */
-export function ownership (hpa: KubeObject, name: string, uid: string | undefined): Ownership {
-  if (hpa.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY) return { owned: false, stale: false }
-  const ctrl = controllerRef(hpa)
-  if (ctrl === undefined || !isNimOwner(ctrl, name)) return { owned: false, stale: false }
-  if (uid === undefined || ctrl.uid === uid) return { owned: true }
-  return { owned: false, stale: true }
+export function ownership (hpa: HpaView, name: string, uid: string | undefined): Ownership {
+  const manager = hpa.labels[MANAGED_BY_LABEL]
+  const ctrl = hpa.ownerReferences.find((r) => r.controller === true)
+  const nimCtrl = ctrl !== undefined && isNimRef(ctrl, name)
+  if (manager === OPERATOR_MANAGED_BY) return 'operator'
+  if (manager === MANAGED_BY && nimCtrl) return uid === undefined || ctrl.uid === uid ? 'ours' : 'ours-stale'
+  if (ctrl?.kind === NIM_KIND && ctrl.apiVersion.split('/')[0] === NIM_GROUP) return 'operator'
+  return 'foreign'
 }
 
-/** The NIMService's rendered HPA, checked; or why it cannot be applied. */
-export function parseAnnotation (nim: KubeObject, namespace: string, name: string):
-  | { ok: true, manifest: Record<string, unknown>, sha: string }
-  | { ok: false, code: MalformedCode, message: string }
-  | undefined {
-  const annotations = nim.metadata?.annotations ?? {}
-  const json = annotations[HPA_ANNOTATION]
-  if (json === undefined) return undefined
-  const bad = (code: MalformedCode, detail = ''): { ok: false, code: MalformedCode, message: string } =>
-    ({ ok: false, code, message: `${code}: ${MALFORMED_CODES[code]}${detail === '' ? '' : ` (${detail})`}` })
-  const sha = annotations[HPA_SHA_ANNOTATION]
-  if (sha === undefined) return bad('NIMAPPLY_SHA_MISSING')
-  const actual = sha256Hex(json)
-  if (sha !== actual) return bad('NIMAPPLY_SHA_MISMATCH', `annotation says ${sha.slice(0, 12)}…, content hashes to ${actual.slice(0, 12)}…`)
-  let manifest: unknown
-  try {
-    manifest = JSON.parse(json)
-  } catch (err) {
-    return bad('NIMAPPLY_BAD_JSON', (err as Error).message)
-  }
-  if (!isRecord(manifest)) return bad('NIMAPPLY_BAD_JSON', `got ${Array.isArray(manifest) ? 'an array' : typeof manifest}`)
-  if (manifest.apiVersion !== 'autoscaling/v2' || manifest.kind !== 'HorizontalPodAutoscaler') {
-    return bad('NIMAPPLY_BAD_KIND', `got ${String(manifest.apiVersion)} ${String(manifest.kind)}`)
-  }
-  const meta = isRecord(manifest.metadata) ? manifest.metadata : {}
-  if (meta.name !== name) return bad('NIMAPPLY_NAME_MISMATCH', `got ${JSON.stringify(meta.name)}, expected ${JSON.stringify(name)}`)
-  if (meta.namespace !== namespace) return bad('NIMAPPLY_NAMESPACE_MISMATCH', `got ${JSON.stringify(meta.namespace)}, expected ${JSON.stringify(namespace)}`)
-  const spec = manifest.spec
-  if (!isRecord(spec) || !isRecord(spec.scaleTargetRef) || typeof spec.maxReplicas !== 'number') return bad('NIMAPPLY_BAD_SPEC')
-  return { ok: true, manifest, sha }
+export function describeOwner (hpa: HpaView): string {
+  const manager = hpa.labels[MANAGED_BY_LABEL]
+  const ctrl = hpa.ownerReferences.find((r) => r.controller === true)
+  return `${manager === undefined ? 'no managed-by label' : `managed-by ${manager}`}, ${ctrl === undefined ? 'no controller owner' : `controller ${ctrl.kind}/${ctrl.name}`}`
 }
 
-/**
- * The object to server-side apply: the rendered spec verbatim; from the rendered metadata only name,
- * namespace, labels and annotations (an annotation cannot smuggle in finalizers or owners); our managed-by
- * label, the sha annotation, and the controller ownerReference to the NIMService.
- */
-export function desiredHpa (manifest: Record<string, unknown>, sha: string, owner: { name: string, uid: string }): KubeObject {
-  const meta = isRecord(manifest.metadata) ? manifest.metadata : {}
-  return {
-    apiVersion: 'autoscaling/v2',
-    kind: 'HorizontalPodAutoscaler',
-    metadata: {
-      name: meta.name as string,
-      namespace: meta.namespace as string,
-      labels: { ...stringMap(meta.labels), [MANAGED_BY_LABEL]: MANAGED_BY },
-      annotations: { ...stringMap(meta.annotations), [HPA_SHA_ANNOTATION]: sha },
-      ownerReferences: [{ apiVersion: NIM_API_VERSION, kind: NIM_KIND, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true }]
-    },
-    spec: manifest.spec
-  }
+/** What nim-admission writes in --mode write: the render, owned by the NIMService without blockOwnerDeletion. */
+export function manifestFor (nim: NimView): JsonObject {
+  const desired = nim.desired as JsonObject
+  const meta = isObject(desired.metadata) ? desired.metadata : {}
+  // No blockOwnerDeletion: setting it needs update on nimservices/finalizers under the
+  // OwnerReferencesPermissionEnforcement admission plugin, and nothing here relies on foreground deletion.
+  const owner: OwnerReference = { apiVersion: NIM_API_VERSION, kind: NIM_KIND, name: nim.name, uid: nim.uid, controller: true }
+  return { ...desired, metadata: { ...meta, ownerReferences: [owner] } }
 }
 
-/** Delete `hpa` only if it is ours; otherwise leave it. */
-function deleteIfOurs (input: ReconcileInput, uid: string | undefined, why: string): Action {
-  const { hpa, name } = input
-  if (hpa === undefined) return { kind: 'none', reason: `${why}; no HPA` }
-  const own = ownership(hpa, name, uid)
-  const hpaUid = hpa.metadata?.uid
-  if (!own.owned || hpaUid === undefined) return { kind: 'none', reason: `${why}; HPA ${name} is not ours (${describeOwner(hpa)}): left alone` }
-  return { kind: 'delete', uid: hpaUid, ...(hpa.metadata?.resourceVersion !== undefined ? { resourceVersion: hpa.metadata.resourceVersion } : {}), reason: why }
+function forged (nim: NimView): Finding | undefined {
+  const hint = nim.hint
+  if (hint === undefined) return undefined
+  if (nim.desiredSha !== undefined && hint.contentSha === nim.desiredSha && (hint.claimedSha === undefined || hint.claimedSha === nim.desiredSha)) return undefined
+  let detail: string
+  if (nim.desired === undefined) detail = 'the spec renders no HPA (autoscaling off, multiNode, or no spec.scale.hpa)'
+  else if (hint.manifest !== undefined && hint.contentSha !== nim.desiredSha) detail = `differs in ${differences('', nim.desired, hint.manifest).map((f) => f.replace(/^\./, '')).join('; ')}`
+  else if (hint.contentSha !== nim.desiredSha) detail = 'its text is not JSON or too long to compare'
+  else detail = 'nim-admission.io/hpa-sha256 is not the SHA-256 of the render'
+  return { type: 'Warning', reason: REASONS.forged, message: `nim-admission.io/hpa is not what the spec renders (forged, or stale from an earlier spec): ${detail}; ignored, the HPA is judged from the spec alone` }
 }
 
-export function reconcile (input: ReconcileInput): Action {
-  const { nim, hpa, namespace, name } = input
-  if (nim === undefined) return deleteIfOurs(input, input.lastUid, 'NIMService is gone')
-  const uid = nim.metadata?.uid
-  if (nim.metadata?.deletionTimestamp !== undefined && nim.metadata.deletionTimestamp !== null) {
-    return deleteIfOurs(input, uid, 'NIMService is being deleted')
-  }
-  const parsed = parseAnnotation(nim, namespace, name)
-  if (parsed === undefined) return deleteIfOurs(input, uid, `no ${HPA_ANNOTATION} annotation`)
-  if (!parsed.ok) return { kind: 'malformed', code: parsed.code, message: parsed.message }
-  if (uid === undefined) return { kind: 'none', reason: 'NIMService has no uid yet' }
+const secs = (ms: number): string => `${Math.round(ms / 1000)}s`
 
-  const { sha } = parsed
-  const manifest = desiredHpa(parsed.manifest, sha, { name, uid })
-  if (hpa === undefined) return { kind: 'create', manifest, sha }
-  const previous = hpa.metadata?.annotations?.[HPA_SHA_ANNOTATION]
-  const prev = previous !== undefined ? { previousSha: previous } : {}
-  const own = ownership(hpa, name, uid)
-  if (own.owned) {
-    return previous === sha ? { kind: 'unchanged', sha } : { kind: 'update', manifest, sha, ...prev, force: false, reason: 'changed' }
+function kserve (nim: NimView): Finding {
+  return { type: 'Warning', reason: REASONS.kserve, message: `inferencePlatform kserve: KServe scales this NIMService itself (an HPA ${nim.name}-predictor on Deployment ${nim.name}-predictor in RawDeployment mode, Knative otherwise); nim-admission neither verifies nor writes an HPA for it` }
+}
+
+function invalid (nim: NimView): Finding {
+  const causes = nim.invalid.length > 0 ? nim.invalid.slice(0, 5).join('; ') : 'spec.scale.hpa is missing or multiNode is set'
+  return { type: 'Warning', reason: REASONS.invalid, message: `spec.scale.enabled is true but the spec fails nim-admission's rules: ${causes}; no HPA is judged or written until it is fixed` }
+}
+
+function verify (input: DecideInput, nim: NimView): Decision {
+  const ref = `${input.namespace}/${input.name}`
+  if (nim.platform === 'kserve') return nim.autoscaled ? { state: 'kserve', findings: [kserve(nim)] } : { state: 'not-autoscaled', findings: [] }
+  const findings: Finding[] = []
+  const f = forged(nim)
+  if (f !== undefined) findings.push(f)
+  if (!nim.autoscaled) return { state: 'not-autoscaled', findings }
+  if (nim.desired === undefined) return { state: 'invalid', findings: [...findings, invalid(nim)] }
+  const hpa = input.hpa
+  if (hpa === undefined) {
+    if (input.missingForMs < input.graceMs) return { state: 'pending', findings, requeueAfterMs: input.graceMs - input.missingForMs, detail: 'HPA not created yet' }
+    const why = nim.invalid.length > 0
+      ? ` (the spec fails nim-admission's rules, so the operator's create was probably refused: ${nim.invalid.slice(0, 3).join('; ')})`
+      : nim.operatorSignals.length === 0 ? ' (no sign of the NIM operator on this NIMService: no finalizer, no status)' : ''
+    findings.push({ type: 'Warning', reason: REASONS.missing, message: `HorizontalPodAutoscaler ${ref} not found ${secs(input.missingForMs)} after spec.scale.enabled was seen true${why}` })
+    return { state: 'missing', findings }
   }
-  if (own.stale) return { kind: 'update', manifest, sha, ...prev, force: input.takeOver === true, reason: 'adopt' }
-  if (input.takeOver === true) return { kind: 'update', manifest, sha, ...prev, force: true, reason: 'take-over' }
-  return { kind: 'conflict', reason: `HorizontalPodAutoscaler ${namespace}/${name} already exists and is not managed by ${MANAGED_BY} for this NIMService (${describeOwner(hpa)}); left untouched (use --take-over to adopt it)` }
+  const fields = hpaDifferences(nim.desired, hpa, { ignoreManagedBy: true })
+  if (fields.length === 0) return { state: 'in-sync', findings }
+  findings.push({ type: 'Warning', reason: REASONS.drift, message: `HorizontalPodAutoscaler ${ref} (${describeOwner(hpa)}) differs from the HPA rendered from the NIMService's spec: ${fields.join('; ')}` })
+  return { state: 'drift', findings }
+}
+
+function deleteOurs (input: DecideInput, uid: string | undefined, why: string, state: State): Decision {
+  const hpa = input.hpa
+  if (hpa === undefined) return { state, findings: [], detail: `${why}; no HPA` }
+  const own = ownership(hpa, input.name, uid)
+  if (own !== 'ours') return { state, findings: [], detail: `${why}; HPA ${input.name} is not ours (${describeOwner(hpa)}): left alone` }
+  return { state, findings: [], write: { kind: 'delete', uid: hpa.uid, resourceVersion: hpa.resourceVersion, why, handover: false } }
+}
+
+function write (input: DecideInput, nim: NimView): Decision {
+  const ref = `${input.namespace}/${input.name}`
+  const hpa = input.hpa
+  const own = hpa === undefined ? undefined : ownership(hpa, nim.name, nim.uid)
+  const signals = [...nim.operatorSignals, ...(own === 'operator' && hpa !== undefined ? [`its HPA is the operator's (${describeOwner(hpa)})`] : [])]
+  if (signals.length > 0) {
+    const findings: Finding[] = [{ type: 'Warning', reason: REASONS.refused, message: `--mode write refuses to write the HPA of NIMService ${ref}: the NIM operator manages it (${signals.join(', ')}); on clusters with the operator run the applier with --mode verify` }]
+    if ((own === 'ours' || own === 'ours-stale') && hpa !== undefined) {
+      // Our HPA would make the operator's create fail with AlreadyExists: hand the name back.
+      findings.push({ type: 'Warning', reason: REASONS.handedOver, message: `HorizontalPodAutoscaler ${ref} written earlier by nim-admission is deleted so that the NIM operator can create its own` })
+      return { state: 'refused', findings, write: { kind: 'delete', uid: hpa.uid, resourceVersion: hpa.resourceVersion, why: 'the NIM operator manages this NIMService', handover: true } }
+    }
+    return { state: 'refused', findings }
+  }
+  if (nim.platform === 'kserve') {
+    const d = deleteOurs(input, nim.uid, 'inferencePlatform kserve', 'kserve')
+    return nim.autoscaled ? { ...d, findings: [kserve(nim)] } : d
+  }
+  const findings: Finding[] = []
+  const f = forged(nim)
+  if (f !== undefined) findings.push(f)
+  if (!nim.autoscaled) return { ...deleteOurs(input, nim.uid, 'autoscaling is off', 'not-autoscaled'), findings }
+  if (nim.desired === undefined || nim.invalid.length > 0) return { state: 'invalid', findings: [...findings, invalid(nim)] }
+  if (hpa === undefined) {
+    // Give an operator that is about to reconcile a new NIMService the time to put its finalizer on it.
+    if (input.knownForMs < input.graceMs) return { state: 'pending', findings, requeueAfterMs: input.graceMs - input.knownForMs, detail: 'NIMService too new to write for' }
+    return { state: 'write', findings, write: { kind: 'create', manifest: manifestFor(nim) } }
+  }
+  if (own === 'foreign') {
+    findings.push({ type: 'Warning', reason: REASONS.conflict, message: `HorizontalPodAutoscaler ${ref} already exists and is not nim-admission's (${describeOwner(hpa)}): left untouched` })
+    return { state: 'conflict', findings }
+  }
+  const stale = own === 'ours-stale'
+  const fields = hpaDifferences(nim.desired, hpa, { ignoreManagedBy: false })
+  if (fields.length === 0 && !stale) return { state: 'in-sync', findings }
+  return { state: 'write', findings, write: { kind: 'update', manifest: manifestFor(nim), fields, adopt: stale } }
+}
+
+export function decide (input: DecideInput): Decision {
+  const { nim } = input
+  if (nim === undefined) return input.mode === 'write' ? deleteOurs(input, input.lastUid, 'NIMService is gone', 'gone') : { state: 'gone', findings: [] }
+  if (nim.deleting) return input.mode === 'write' ? deleteOurs(input, nim.uid, 'NIMService is being deleted', 'deleting') : { state: 'deleting', findings: [] }
+  if (!input.coverage.covered) return { state: 'not-covered', findings: [], detail: input.coverage.reason }
+  return input.mode === 'verify' ? verify(input, nim) : write(input, nim)
 }

@@ -6,6 +6,7 @@ import { ApplierController } from './controller.js'
 import { createApplierMetrics, type ApplierMetrics } from './metrics.js'
 import { startHealthServer } from './health.js'
 import { LEADER_DEFAULTS, validateLeaderTimings } from './leader.js'
+import { MODES, type Mode } from './reconcile.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
@@ -13,9 +14,15 @@ export type LogLevel = typeof LOG_LEVELS[number]
 export interface ApplierOptions {
   /** Kubeconfig file; default: $KUBECONFIG, ~/.kube/config or in-cluster. */
   kubeconfig?: string
+  /** verify (default): report drift, never write; write: write HPAs where the NIM operator does not. */
+  mode: Mode
   /** Namespaces to watch; empty watches all. */
   namespaces: string[]
-  takeOver: boolean
+  /** Act only where this MutatingWebhookConfiguration's NIMService webhooks select (fail closed until read). */
+  webhookConfiguration?: string
+  /** verify: how long an HPA may be missing before it is reported; write: how long a new NIMService is left to the operator. */
+  graceMs: number
+  /** --mode write: print the planned writes, write nothing. */
   dryRun: boolean
   leaderElect: boolean
   leaseName: string
@@ -33,9 +40,10 @@ export interface ApplierOptions {
   identity?: string
 }
 
-export const applierDefaults: Readonly<Omit<ApplierOptions, 'kubeconfig' | 'leaseNamespace' | 'identity'>> = Object.freeze({
+export const applierDefaults: Readonly<Omit<ApplierOptions, 'kubeconfig' | 'leaseNamespace' | 'identity' | 'webhookConfiguration'>> = Object.freeze({
+  mode: 'verify',
   namespaces: [],
-  takeOver: false,
+  graceMs: 30_000,
   dryRun: false,
   leaderElect: false,
   leaseName: 'nim-admission-applier',
@@ -64,6 +72,10 @@ const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 export function normalizeApplierOptions (partial: Partial<ApplierOptions> = {}): ApplierOptions {
   const o: ApplierOptions = { ...applierDefaults, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) }
   const fail = (msg: string): never => { throw new ApplierOptionsError(`invalid apply options: ${msg}`) }
+  if ('takeOver' in partial) fail('--take-over was removed: nim-admission never takes over an HPA someone else manages')
+  if (!(MODES as readonly string[]).includes(o.mode)) fail(`--mode must be verify or write, got "${String(o.mode)}"`)
+  if (o.webhookConfiguration !== undefined && (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(o.webhookConfiguration) || o.webhookConfiguration.length > 253)) fail(`--webhook-configuration "${o.webhookConfiguration}" is not a valid object name`)
+  if (!Number.isFinite(o.graceMs) || o.graceMs < 0) fail('--grace must be 0 or a positive duration')
   for (const ns of o.namespaces) if (!DNS1123.test(ns) || ns.length > 63) fail(`--namespace "${ns}" is not a valid namespace name`)
   if (!DNS1123.test(o.leaseName) || o.leaseName.length > 253) fail(`--lease-name "${o.leaseName}" is not a valid object name`)
   if (o.leaseNamespace !== undefined && !DNS1123.test(o.leaseNamespace)) fail(`--lease-namespace "${o.leaseNamespace}" is not a valid namespace name`)
@@ -101,8 +113,10 @@ export interface StartExtras {
   print?: (line: string) => void
   /** prom-client's process metrics (default on; off when several appliers share a process, in tests). */
   defaultMetrics?: boolean
-  /** Passed to the controller, for tests. */
+  /** Passed to the controller, for tests and benchmarks. */
   watchBackoff?: { initialMs: number, maxMs: number }
+  pageSize?: number
+  minWatchTimeoutSeconds?: number
 }
 
 export async function startApplier (partial: Partial<ApplierOptions>, extras: StartExtras = {}): Promise<RunningApplier> {
@@ -125,8 +139,10 @@ export async function startApplier (partial: Partial<ApplierOptions>, extras: St
   const metrics = createApplierMetrics({ defaultMetrics: extras.defaultMetrics !== false })
   const controller = new ApplierController({
     kubeConfig: kc,
+    mode: options.mode,
     namespaces: options.namespaces,
-    takeOver: options.takeOver,
+    ...(options.webhookConfiguration !== undefined ? { webhookConfiguration: options.webhookConfiguration } : {}),
+    graceMs: options.graceMs,
     dryRun: options.dryRun,
     identity,
     resyncPeriodMs: options.resyncPeriodMs,
@@ -135,6 +151,8 @@ export async function startApplier (partial: Partial<ApplierOptions>, extras: St
     metrics,
     ...(extras.print !== undefined ? { print: extras.print } : {}),
     ...(extras.watchBackoff !== undefined ? { watchBackoff: extras.watchBackoff } : {}),
+    ...(extras.pageSize !== undefined ? { pageSize: extras.pageSize } : {}),
+    ...(extras.minWatchTimeoutSeconds !== undefined ? { minWatchTimeoutSeconds: extras.minWatchTimeoutSeconds } : {}),
     ...(options.leaderElect
       ? { leaderElection: { leaseName: options.leaseName, leaseNamespace, leaseDurationMs: options.leaseDurationMs, renewDeadlineMs: options.renewDeadlineMs, retryPeriodMs: options.retryPeriodMs } }
       : {})
@@ -147,8 +165,9 @@ export async function startApplier (partial: Partial<ApplierOptions>, extras: St
     throw err
   }
   logger.info({
+    mode: options.mode,
     namespaces: options.namespaces.length === 0 ? '(all)' : options.namespaces,
-    takeOver: options.takeOver,
+    webhookConfiguration: options.webhookConfiguration ?? '(none: every watched namespace)',
     dryRun: options.dryRun,
     leaderElection: options.leaderElect ? { lease: `${leaseNamespace}/${options.leaseName}`, identity } : false,
     metricsPort: health.port

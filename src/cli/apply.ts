@@ -1,5 +1,6 @@
-// `nim-admission apply`: turns the mutating webhook's nim-admission.io/hpa annotation into real
-// HorizontalPodAutoscalers, with leader election, probes and metrics.
+// `nim-admission apply`: checks (default, --mode verify) or writes (--mode write, for clusters without the
+// NIM operator) the HorizontalPodAutoscaler rendered from each NIMService's spec, with leader election,
+// probes and metrics.
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { stopOnSignals } from './signals.js'
 import { durationMs } from './serve.js'
@@ -23,11 +24,13 @@ const duration = (flags: string, description: string, ms: number, shown: string)
 
 export function registerApplyCommand (program: Command): void {
   program.command('apply')
-    .description('watch NIMServices and server-side apply the HPA rendered into their nim-admission.io/hpa annotation')
+    .description('compare each autoscaled NIMService\'s live HPA with the one rendered from its spec (--mode verify), or write it where the NIM operator does not (--mode write)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
+    .addOption(new Option('--mode <mode>', 'verify: report drift as Events and metrics, never write; write: create and update HPAs, only for NIMServices the NIM operator does not manage').choices(['verify', 'write']).default('verify'))
     .addOption(new Option('--namespace <name>', 'watch this namespace (repeatable)').argParser(collect).default([], 'all namespaces'))
-    .option('--take-over', 'adopt an HPA of the same name owned by someone else (server-side apply with force)', false)
-    .option('--dry-run', 'print what would be applied or deleted, write nothing', false)
+    .option('--webhook-configuration <name>', 'act only where this MutatingWebhookConfiguration\'s NIMService webhooks select (namespaceSelector, objectSelector), read live; nowhere until it is read')
+    .addOption(duration('--grace <duration>', 'verify: how long an autoscaled NIMService may lack its HPA before it is reported; write: how long a new NIMService is left for the operator to claim', 30_000, '30s'))
+    .option('--dry-run', 'with --mode write: print what would be written, write nothing', false)
     .option('--leader-elect', 'elect one writing replica through a coordination.k8s.io Lease', false)
     .option('--lease-name <name>', 'name of the Lease', 'nim-admission-applier')
     .option('--lease-namespace <name>', 'namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig namespace)')
@@ -40,21 +43,25 @@ export function registerApplyCommand (program: Command): void {
     .option('--metrics-host <host>', 'address to bind the metrics port to', '0.0.0.0')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
     .addHelpText('after', `
-Only HPAs labelled app.kubernetes.io/managed-by=nim-admission and controlled by their NIMService are
-updated or deleted; an HPA of the same name owned by anyone else is left alone and reported with an
-HPAConflict Event, unless --take-over.
+The HPA is always rendered from the NIMService's spec; the nim-admission.io/hpa annotation is only
+compared with it (a mismatch is reported as HPAAnnotationForged) and never applied. --mode write never
+touches an HPA it did not create, and refuses (HPAWriteRefused) any NIMService the NIM operator
+reconciles (its finalizer or status on the NIMService, or its label or owner on the HPA).
 
 Examples:
-  $ nim-admission apply --dry-run                          # print the plan for every namespace
-  $ nim-admission apply --namespace llm --leader-elect     # in-cluster, one writer among replicas`)
+  $ nim-admission apply                                                      # verify every namespace
+  $ nim-admission apply --webhook-configuration nim-admission --leader-elect # in-cluster, as the chart runs it
+  $ nim-admission apply --mode write --dry-run                               # no operator: print the plan`)
     .action(async (flags: Record<string, unknown>) => {
       const { startApplier, ApplierOptionsError } = await import('../applier/run.js')
       let applier: Awaited<ReturnType<typeof startApplier>>
       try {
         applier = await startApplier({
           ...(flags.kubeconfig !== undefined ? { kubeconfig: flags.kubeconfig as string } : {}),
+          mode: flags.mode as 'verify' | 'write',
           namespaces: flags.namespace as string[],
-          takeOver: flags.takeOver === true,
+          ...(flags.webhookConfiguration !== undefined ? { webhookConfiguration: flags.webhookConfiguration as string } : {}),
+          graceMs: flags.grace as number,
           dryRun: flags.dryRun === true,
           leaderElect: flags.leaderElect === true,
           leaseName: flags.leaseName as string,

@@ -1,350 +1,323 @@
-// The applier's decisions (reconcile table) and its leader election against an in-memory Lease store.
+// The applier's decisions as pure functions: what is kept of a NIMService (and the HPA rendered from its
+// spec), who an HPA belongs to, where the webhook covers, and what verify and write mode do in each case.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { mutateNIMService } from '../../src/nimservice/index.js'
 import { HPA_ANNOTATION, HPA_SHA_ANNOTATION } from '../../src/nimservice/hpa-render.js'
-import { desiredHpa, reconcile, type Action, type KubeObject, type ReconcileInput } from '../../src/applier/reconcile.js'
-import { LeaderElector, LeaseConflictError, microTime, type LeaseRecord, type LeaseStore, type StoredLease } from '../../src/applier/leader.js'
+import { decide, differences, hpaDifferences, manifestFor, ownership, REASONS, type DecideInput, type Decision } from '../../src/applier/reconcile.js'
+import { hpaView, nimView, MAX_HINT_BYTES, OPERATOR_FINALIZER, type HpaView, type NimView } from '../../src/applier/view.js'
+import { coverage, selectorMatches, webhookScopes, type CoverageSource, type WebhookScope } from '../../src/applier/coverage.js'
+import { normalizeApplierOptions } from '../../src/applier/run.js'
 import { autoscaled } from '../helpers/nimservice.js'
 
-const NIM_UID = '11111111-1111-1111-1111-111111111111'
-const sha = (s: string): string => createHash('sha256').update(s).digest('hex')
+type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+const UID = '11111111-1111-1111-1111-111111111111'
 
-/** A NIMService as the apiserver stores it after the mutating webhook: annotated, with a uid. */
-function annotatedNim (hpa?: Record<string, unknown>): KubeObject & { metadata: NonNullable<KubeObject['metadata']> } {
+/** A NIMService as the apiserver stores it after the mutating webhook: annotated, with a uid, managedFields and a status. */
+function stored (hpa?: Json, extra: Json = {}): Json {
   const m = mutateNIMService({ operation: 'CREATE', object: hpa === undefined ? autoscaled() : autoscaled(hpa), namespace: 'nim' } as never)
-  const object = structuredClone(m.object) as unknown as KubeObject & { metadata: NonNullable<KubeObject['metadata']> }
-  assert.ok(object.metadata.annotations?.[HPA_ANNOTATION], 'the fixture carries the rendered annotation')
-  object.metadata.uid = NIM_UID
-  object.metadata.resourceVersion = '10'
-  return object
+  const o = structuredClone(m.object) as Json
+  o.metadata = { ...o.metadata, uid: UID, resourceVersion: '10', managedFields: [{ manager: 'kubectl', fieldsV1: { 'f:spec': {} } }], ...(extra.metadata ?? {}) }
+  if (extra.spec !== undefined) o.spec = { ...o.spec, ...extra.spec }
+  if (extra.status !== undefined) o.status = extra.status
+  return o
 }
 
-/** `shaValue` null: no sha annotation at all. */
-function withAnnotation (json: string, shaValue: string | null = sha(json)): KubeObject {
-  const nim = annotatedNim()
-  const annotations: Record<string, string> = { [HPA_ANNOTATION]: json }
-  if (shaValue !== null) annotations[HPA_SHA_ANNOTATION] = shaValue
-  nim.metadata.annotations = annotations
-  return nim
+const view = (o: Json): NimView => nimView(o) as NimView
+
+/** The HPA the operator creates for `nim` (its GetHPAParams render, as stored), possibly edited. */
+function operatorHpa (nim: NimView, edit: (h: Json) => void = () => {}): HpaView {
+  const h = structuredClone(nim.desired) as Json
+  h.metadata = { ...h.metadata, uid: 'hpa-uid', resourceVersion: '5', labels: { ...h.metadata.labels, 'app.kubernetes.io/managed-by': 'k8s-nim-operator', 'app.kubernetes.io/operator-version': 'v3' }, annotations: { 'nvidia.com/parent-spec-hash': 'abc', 'openshift.io/required-scc': 'nonroot' }, ownerReferences: [{ apiVersion: 'apps.nvidia.com/v1alpha1', kind: 'NIMService', name: 'llm', uid: UID, controller: true, blockOwnerDeletion: true }] }
+  edit(h)
+  return hpaView(h) as HpaView
 }
 
-function withoutAnnotation (): KubeObject {
-  const nim = annotatedNim()
-  nim.metadata.annotations = {}
-  return nim
+function ourHpa (nim: NimView, edit: (h: Json) => void = () => {}): HpaView {
+  const h = structuredClone(manifestFor(nim)) as Json
+  h.metadata.uid = 'ours-uid'
+  h.metadata.resourceVersion = '7'
+  edit(h)
+  return hpaView(h) as HpaView
 }
 
-function renderedOf (nim: KubeObject): Record<string, unknown> {
-  return JSON.parse(nim.metadata?.annotations?.[HPA_ANNOTATION] as string) as Record<string, unknown>
-}
+const base = (nim: NimView | undefined, extra: Partial<DecideInput> = {}): DecideInput => ({
+  mode: 'verify', namespace: 'nim', name: 'llm', ...(nim !== undefined ? { nim } : {}), coverage: { covered: true }, knownForMs: 60_000, missingForMs: 60_000, graceMs: 30_000, ...extra
+})
+const reasons = (d: Decision): string[] => d.findings.map((f) => f.reason)
 
-/** The HPA as this applier leaves it, as read back from the apiserver. */
-function ourHpa (nim: KubeObject, overrides: { sha?: string, ownerUid?: string } = {}): KubeObject {
-  const shaValue = nim.metadata?.annotations?.[HPA_SHA_ANNOTATION] as string
-  const applied = desiredHpa(renderedOf(nim), overrides.sha ?? shaValue, { name: 'llm', uid: overrides.ownerUid ?? NIM_UID })
-  return { ...applied, metadata: { ...applied.metadata, uid: 'hpa-uid', resourceVersion: '42' } }
-}
+describe('nimView: what is kept of a NIMService', () => {
+  it('keeps no managedFields, status or spec; renders the HPA from the spec exactly as the webhook does', () => {
+    const o = stored(undefined, { status: { state: 'NotReady', conditions: [{ type: 'Ready' }] } })
+    const v = view(o)
+    const keys = JSON.stringify(v)
+    assert.doesNotMatch(keys, /managedFields|kubectl|conditions/)
+    assert.equal((v as unknown as Json).spec, undefined)
+    const m = mutateNIMService({ operation: 'CREATE', object: autoscaled(), namespace: 'nim' } as never)
+    assert.deepEqual(v.desired, m.hpa)
+    assert.equal(v.desiredSha, o.metadata.annotations[HPA_SHA_ANNOTATION])
+    assert.equal(v.hint?.contentSha, v.desiredSha)
+    assert.deepEqual(v.operatorSignals, ['status.state NotReady'])
+  })
 
-function foreignHpa (labels: Record<string, string>, ownerReferences: NonNullable<KubeObject['metadata']>['ownerReferences'] = []): KubeObject {
-  return {
-    apiVersion: 'autoscaling/v2',
-    kind: 'HorizontalPodAutoscaler',
-    metadata: { name: 'llm', namespace: 'nim', uid: 'foreign-uid', resourceVersion: '7', labels, ownerReferences },
-    spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'llm' }, maxReplicas: 9 }
-  }
-}
+  it('reads the operator\'s finalizer as its sign', () => {
+    assert.deepEqual(view(stored(undefined, { metadata: { finalizers: [OPERATOR_FINALIZER] } })).operatorSignals, [`finalizer ${OPERATOR_FINALIZER}`])
+    assert.deepEqual(view(stored()).operatorSignals, [])
+  })
 
-const operatorOwned = (): KubeObject => foreignHpa({ 'app.kubernetes.io/managed-by': 'k8s-nim-operator' },
-  [{ apiVersion: 'apps.nvidia.com/v1alpha1', kind: 'NIMService', name: 'llm', uid: NIM_UID, controller: true, blockOwnerDeletion: true }])
+  it('keeps an oversized annotation only as its hash', () => {
+    const o = stored()
+    o.metadata.annotations[HPA_ANNOTATION] = JSON.stringify({ pad: 'x'.repeat(MAX_HINT_BYTES) })
+    const v = view(o)
+    assert.equal(v.hint?.manifest, undefined)
+    assert.equal(v.hint?.contentSha.length, 64)
+  })
 
-const base = { namespace: 'nim', name: 'llm' }
-const nim = annotatedNim()
-const nimV2 = annotatedNim({ minReplicas: 3, maxReplicas: 8, metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } }] })
-const deleting = (() => { const n = withoutAnnotation(); (n.metadata as Record<string, unknown>).deletionTimestamp = '2025-01-01T00:00:00Z'; return n })()
-const renamed = JSON.stringify({ ...renderedOf(nim), metadata: { name: 'other', namespace: 'nim' } })
-const moved = JSON.stringify({ ...renderedOf(nim), metadata: { name: 'llm', namespace: 'elsewhere' } })
-const wrongKind = JSON.stringify({ ...renderedOf(nim), kind: 'Deployment', apiVersion: 'apps/v1' })
-const v1Hpa = JSON.stringify({ ...renderedOf(nim), apiVersion: 'autoscaling/v1' })
-const noSpec = JSON.stringify({ ...renderedOf(nim), spec: { minReplicas: 1 } })
+  it('records why an autoscaled NIMService fails the rules', () => {
+    const v = view(stored(undefined, { spec: { scale: { enabled: true, hpa: { minReplicas: 5, maxReplicas: 2 } } } }))
+    assert.match(v.invalid.join('\n'), /minReplicas|maxReplicas/)
+  })
+})
 
-// One row per decision: the input, then the expected action kind and the fields that prove it.
-const table: Array<[string, ReconcileInput, Action['kind'], Record<string, unknown>?]> = [
-  ['create: annotated NIMService, no HPA', { ...base, nim }, 'create', { sha: nim.metadata?.annotations?.[HPA_SHA_ANNOTATION] }],
-  ['update: our HPA carries an older sha', { ...base, nim: nimV2, hpa: ourHpa(nim) }, 'update', { reason: 'changed', force: false, previousSha: nim.metadata?.annotations?.[HPA_SHA_ANNOTATION] }],
-  ['update: our HPA lost its sha annotation', { ...base, nim, hpa: (() => { const h = ourHpa(nim); h.metadata!.annotations = {}; return h })() }, 'update', { reason: 'changed', force: false }],
-  ['unchanged: our HPA carries the rendered sha', { ...base, nim, hpa: ourHpa(nim) }, 'unchanged', { sha: nim.metadata?.annotations?.[HPA_SHA_ANNOTATION] }],
-  ['delete: annotation gone, HPA ours', { ...base, nim: withoutAnnotation(), hpa: ourHpa(nim) }, 'delete', { uid: 'hpa-uid', resourceVersion: '42' }],
-  ['delete: NIMService gone, HPA owned by the uid it had', { ...base, lastUid: NIM_UID, hpa: ourHpa(nim) }, 'delete', { uid: 'hpa-uid' }],
-  ['delete: NIMService gone and never seen, HPA ours by label and owner name', { ...base, hpa: ourHpa(nim) }, 'delete', { uid: 'hpa-uid' }],
-  ['delete: NIMService being deleted', { ...base, nim: deleting, hpa: ourHpa(nim) }, 'delete', { uid: 'hpa-uid' }],
-  ['none: annotation gone, no HPA', { ...base, nim: withoutAnnotation() }, 'none'],
-  ['none: NIMService gone, no HPA', { ...base, lastUid: NIM_UID }, 'none'],
-  ['no delete: annotation gone, HPA of the operator (owned by the NIMService, managed-by k8s-nim-operator)', { ...base, nim: withoutAnnotation(), hpa: operatorOwned() }, 'none'],
-  ['no delete: annotation gone, HPA without labels or owners', { ...base, nim: withoutAnnotation(), hpa: foreignHpa({}) }, 'none'],
-  ['no delete: managed-by nim-admission but no owner', { ...base, nim: withoutAnnotation(), hpa: foreignHpa({ 'app.kubernetes.io/managed-by': 'nim-admission' }) }, 'none'],
-  ['no delete: ours by label, owned by an earlier NIMService of that name', { ...base, nim: withoutAnnotation(), hpa: ourHpa(nim, { ownerUid: 'old-uid' }) }, 'none'],
-  ['no delete: NIMService gone, HPA owned by another uid', { ...base, lastUid: NIM_UID, hpa: ourHpa(nim, { ownerUid: 'old-uid' }) }, 'none'],
-  ['conflict: HPA of the operator', { ...base, nim, hpa: operatorOwned() }, 'conflict'],
-  ['conflict: HPA without managed-by', { ...base, nim, hpa: foreignHpa({}) }, 'conflict'],
-  ['conflict: managed-by nim-admission, controlled by a Deployment', { ...base, nim, hpa: foreignHpa({ 'app.kubernetes.io/managed-by': 'nim-admission' }, [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'llm', uid: 'd', controller: true }]) }, 'conflict'],
-  ['conflict: managed-by nim-admission, owner is a NIMService of another name', { ...base, nim, hpa: foreignHpa({ 'app.kubernetes.io/managed-by': 'nim-admission' }, [{ apiVersion: 'apps.nvidia.com/v1alpha1', kind: 'NIMService', name: 'other', uid: NIM_UID, controller: true }]) }, 'conflict'],
-  ['take-over: foreign HPA with --take-over is force-applied', { ...base, nim, hpa: operatorOwned(), takeOver: true }, 'update', { reason: 'take-over', force: true }],
-  ['adopt: ours by label, owned by an earlier NIMService of that name', { ...base, nim, hpa: ourHpa(nim, { ownerUid: 'old-uid' }) }, 'update', { reason: 'adopt', force: false }],
-  ['malformed: invalid JSON', { ...base, nim: withAnnotation('{"apiVersion":') }, 'malformed', { code: 'NIMAPPLY_BAD_JSON' }],
-  ['malformed: JSON but an array', { ...base, nim: withAnnotation('[1,2]') }, 'malformed', { code: 'NIMAPPLY_BAD_JSON' }],
-  ['malformed: wrong kind', { ...base, nim: withAnnotation(wrongKind) }, 'malformed', { code: 'NIMAPPLY_BAD_KIND' }],
-  ['malformed: autoscaling/v1', { ...base, nim: withAnnotation(v1Hpa) }, 'malformed', { code: 'NIMAPPLY_BAD_KIND' }],
-  ['malformed: name mismatch', { ...base, nim: withAnnotation(renamed) }, 'malformed', { code: 'NIMAPPLY_NAME_MISMATCH' }],
-  ['malformed: namespace mismatch', { ...base, nim: withAnnotation(moved) }, 'malformed', { code: 'NIMAPPLY_NAMESPACE_MISMATCH' }],
-  ['malformed: spec without scaleTargetRef and maxReplicas', { ...base, nim: withAnnotation(noSpec) }, 'malformed', { code: 'NIMAPPLY_BAD_SPEC' }],
-  ['malformed: sha256 does not match (annotation edited by hand)', { ...base, nim: withAnnotation(JSON.stringify(renderedOf(nim)), sha('something else')) }, 'malformed', { code: 'NIMAPPLY_SHA_MISMATCH' }],
-  ['malformed: sha256 missing', { ...base, nim: withAnnotation(JSON.stringify(renderedOf(nim)), null) }, 'malformed', { code: 'NIMAPPLY_SHA_MISSING' }],
-  ['malformed even when our HPA exists: it is kept, not deleted', { ...base, nim: withAnnotation('not json'), hpa: ourHpa(nim) }, 'malformed', { code: 'NIMAPPLY_BAD_JSON' }]
-]
-
-describe('reconcile decisions', () => {
-  for (const [title, input, kind, fields] of table) {
-    it(title, () => {
-      const action = reconcile(input)
-      assert.equal(action.kind, kind, JSON.stringify(action))
-      for (const [k, v] of Object.entries(fields ?? {})) assert.deepEqual((action as Record<string, unknown>)[k], v, `${k} of ${JSON.stringify(action)}`)
+describe('hpaDifferences: field by field', () => {
+  const nim = view(stored())
+  const cases: Array<[string, (h: Json) => void, RegExp | null]> = [
+    ['the operator\'s own HPA, as created', () => {}, null],
+    ['maxReplicas edited by hand', (h) => { h.spec.maxReplicas = 200 }, /^spec\.maxReplicas: want 4, have 200$/],
+    ['a metric target edited', (h) => { h.spec.metrics[0].resource.target.averageUtilization = 10 }, /^spec\.metrics\[0\]\.resource\.target\.averageUtilization: want 70, have 10$/],
+    ['another target', (h) => { h.spec.scaleTargetRef.name = 'payments' }, /^spec\.scaleTargetRef\.name: want "llm", have "payments"$/],
+    ['a behavior added', (h) => { h.spec.behavior = { scaleDown: { stabilizationWindowSeconds: 1 } } }, /^spec\.behavior: want \(absent\)/],
+    ['a rendered label changed', (h) => { h.metadata.labels['app.kubernetes.io/name'] = 'x' }, /^metadata\.labels\["app\.kubernetes\.io\/name"\]: want "llm", have "x"$/]
+  ]
+  for (const [what, edit, want] of cases) {
+    it(`${what}: ${want === null ? 'no difference' : want.source}`, () => {
+      const fields = hpaDifferences(nim.desired as Json, operatorHpa(nim, edit), { ignoreManagedBy: true })
+      if (want === null) assert.deepEqual(fields, [])
+      else assert.match(fields.join('\n'), want)
     })
   }
 
-  it('a malformed annotation is reported with its code and message, never thrown', () => {
-    for (const json of ['', 'null', '"str"', '{', '{"kind":1}', JSON.stringify({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: null, spec: null })]) {
-      const action = reconcile({ ...base, nim: withAnnotation(json) })
-      assert.equal(action.kind, 'malformed', json)
-      if (action.kind === 'malformed') assert.match(action.message, new RegExp(`^${action.code}: `))
-    }
+  it('managed-by counts only when writing', () => {
+    const hpa = operatorHpa(nim)
+    assert.deepEqual(hpaDifferences(nim.desired as Json, hpa, { ignoreManagedBy: true }), [])
+    assert.match(hpaDifferences(nim.desired as Json, hpa, { ignoreManagedBy: false }).join(), /managed-by/)
   })
 
-  it('create applies the annotation spec verbatim, with our label, the sha annotation and the controller ownerReference', () => {
-    const action = reconcile({ ...base, nim })
-    assert.equal(action.kind, 'create')
-    if (action.kind !== 'create') return
-    const rendered = renderedOf(nim)
-    assert.deepEqual(action.manifest.spec, rendered.spec)
-    assert.equal(action.manifest.apiVersion, 'autoscaling/v2')
-    assert.equal(action.manifest.metadata?.labels?.['app.kubernetes.io/managed-by'], 'nim-admission')
-    assert.equal(action.manifest.metadata?.annotations?.[HPA_SHA_ANNOTATION], nim.metadata?.annotations?.[HPA_SHA_ANNOTATION])
-    assert.deepEqual(action.manifest.metadata?.ownerReferences, [{ apiVersion: 'apps.nvidia.com/v1alpha1', kind: 'NIMService', name: 'llm', uid: NIM_UID, controller: true, blockOwnerDeletion: true }])
-  })
-
-  it('the annotation cannot smuggle owners, finalizers or a foreign managed-by into the applied HPA', () => {
-    const rendered = renderedOf(nim)
-    const json = JSON.stringify({ ...rendered, metadata: { ...(rendered.metadata as object), finalizers: ['x/y'], ownerReferences: [{ apiVersion: 'v1', kind: 'Secret', name: 's', uid: 'u' }], labels: { 'app.kubernetes.io/managed-by': 'someone' } } })
-    const action = reconcile({ ...base, nim: withAnnotation(json) })
-    assert.equal(action.kind, 'create')
-    if (action.kind !== 'create') return
-    assert.deepEqual(Object.keys(action.manifest.metadata ?? {}).sort(), ['annotations', 'labels', 'name', 'namespace', 'ownerReferences'])
-    assert.equal(action.manifest.metadata?.labels?.['app.kubernetes.io/managed-by'], 'nim-admission')
-    assert.equal(action.manifest.metadata?.ownerReferences?.[0]?.kind, 'NIMService')
-  })
-
-  it('a conflict names the current owner and how to take over', () => {
-    const action = reconcile({ ...base, nim, hpa: operatorOwned() })
-    assert.equal(action.kind, 'conflict')
-    if (action.kind === 'conflict') {
-      assert.match(action.reason, /managed-by k8s-nim-operator/)
-      assert.match(action.reason, /--take-over/)
-    }
+  it('differences names array lengths and nested keys', () => {
+    assert.deepEqual(differences('spec', { a: [1, 2] }, { a: [1] }), ['spec.a: want [1,2], have [1]'])
+    assert.deepEqual(differences('spec', { a: { b: 1 } }, { a: { b: 1 } }), [])
   })
 })
 
-/** A Lease in memory, with resourceVersion-style optimistic concurrency like the apiserver's. */
-class MemoryLeaseStore implements LeaseStore {
-  stored: { record: LeaseRecord, version: number } | undefined
-  failing = false
-  writes = 0
-  private next = 1
-  describe (): string { return 'memory lease' }
-  private snapshot (): StoredLease | undefined {
-    return this.stored === undefined ? undefined : { record: { ...this.stored.record }, version: String(this.stored.version) }
-  }
+describe('ownership of an HPA named after the NIMService', () => {
+  const nim = view(stored())
+  const cases: Array<[string, HpaView, string]> = [
+    ['the operator\'s label', operatorHpa(nim), 'operator'],
+    ['a NIMService controller without our label', operatorHpa(nim, (h) => { delete h.metadata.labels['app.kubernetes.io/managed-by'] }), 'operator'],
+    ['ours', ourHpa(nim), 'ours'],
+    ['ours, for an earlier NIMService of that name', ourHpa(nim, (h) => { h.metadata.ownerReferences[0].uid = 'old' }), 'ours-stale'],
+    ['our label without our owner', ourHpa(nim, (h) => { h.metadata.ownerReferences = [] }), 'foreign'],
+    ['nobody\'s', hpaView({ metadata: { name: 'llm', namespace: 'nim' }, spec: {} }) as HpaView, 'foreign']
+  ]
+  for (const [what, hpa, want] of cases) it(`${what}: ${want}`, () => assert.equal(ownership(hpa, 'llm', UID), want))
+})
 
-  async get (): Promise<StoredLease | undefined> {
-    if (this.failing) throw new Error('apiserver unreachable')
-    return this.snapshot()
-  }
+describe('decide --mode verify: reports, never writes', () => {
+  const nim = view(stored())
 
-  async create (record: LeaseRecord): Promise<StoredLease> {
-    if (this.failing) throw new Error('apiserver unreachable')
-    if (this.stored !== undefined) throw new LeaseConflictError('exists')
-    this.stored = { record: { ...record }, version: this.next++ }
-    this.writes++
-    return this.snapshot() as StoredLease
-  }
-
-  async update (record: LeaseRecord, version: string): Promise<StoredLease> {
-    if (this.failing) throw new Error('apiserver unreachable')
-    if (this.stored === undefined || String(this.stored.version) !== version) throw new LeaseConflictError('changed')
-    this.stored = { record: { ...record }, version: this.next++ }
-    this.writes++
-    return this.snapshot() as StoredLease
-  }
-}
-
-class Clock {
-  constructor (public t = 1_000_000) {}
-  now = (): number => this.t
-  advance (ms: number): void { this.t += ms }
-}
-
-const timings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 }
-
-describe('leader election (in-memory Lease)', () => {
-  it('the first candidate creates the Lease and leads; the second stays a follower while it is renewed', async () => {
-    const store = new MemoryLeaseStore()
-    const clock = new Clock()
-    const a = new LeaderElector({ store, identity: 'a', now: clock.now, ...timings })
-    const b = new LeaderElector({ store, identity: 'b', now: clock.now, ...timings })
-    assert.equal(await a.tryAcquireOrRenew(), true)
-    assert.equal(store.stored?.record.holderIdentity, 'a')
-    assert.equal(store.stored?.record.leaseDurationSeconds, 15)
-    for (let i = 0; i < 20; i++) {
-      clock.advance(2_000)
-      assert.equal(await a.tryAcquireOrRenew(), true)
-      assert.equal(await b.tryAcquireOrRenew(), false)
-    }
-    assert.equal(store.stored?.record.holderIdentity, 'a')
-    assert.equal(store.stored?.record.leaseTransitions, 0)
-    assert.equal(b.leader(), 'a')
+  it('in sync with the operator\'s HPA: nothing to report', () => {
+    const d = decide(base(nim, { hpa: operatorHpa(nim) }))
+    assert.equal(d.state, 'in-sync')
+    assert.deepEqual(d.findings, [])
+    assert.equal(d.write, undefined)
   })
 
-  it('takes over only after the holder has not renewed for a lease duration, counting a transition', async () => {
-    const store = new MemoryLeaseStore()
-    const clock = new Clock()
-    const a = new LeaderElector({ store, identity: 'a', now: clock.now, ...timings })
-    const b = new LeaderElector({ store, identity: 'b', now: clock.now, ...timings })
-    assert.equal(await a.tryAcquireOrRenew(), true)
-    assert.equal(await b.tryAcquireOrRenew(), false) // b observes the record now
-    // a crashes: no more renewals. b retries every retry period.
-    for (let waited = 2_000; waited < 15_000; waited += 2_000) {
-      clock.advance(2_000)
-      assert.equal(await b.tryAcquireOrRenew(), false, `took over after only ${waited} ms`)
-    }
-    clock.advance(2_000) // 16 s since b last saw the record change
-    assert.equal(await b.tryAcquireOrRenew(), true)
-    assert.equal(store.stored?.record.holderIdentity, 'b')
-    assert.equal(store.stored?.record.leaseTransitions, 1)
+  it('a hand edit of the live HPA is drift, named field by field, though the annotation still matches', () => {
+    const d = decide(base(nim, { hpa: operatorHpa(nim, (h) => { h.spec.maxReplicas = 200; h.spec.minReplicas = 150 }) }))
+    assert.equal(d.state, 'drift')
+    assert.deepEqual(reasons(d), [REASONS.drift])
+    assert.match(d.findings[0]?.message ?? '', /spec\.maxReplicas: want 4, have 200; spec\.minReplicas: want 2, have 150/)
+    assert.match(d.findings[0]?.message ?? '', /managed-by k8s-nim-operator/)
+    assert.equal(d.write, undefined)
   })
 
-  it('a candidate whose clock runs ahead still waits a full lease duration from its own observation', async () => {
-    const store = new MemoryLeaseStore()
-    const clockA = new Clock(1_000_000)
-    const clockB = new Clock(1_000_000 + 3_600_000) // an hour ahead
-    const a = new LeaderElector({ store, identity: 'a', now: clockA.now, ...timings })
-    const b = new LeaderElector({ store, identity: 'b', now: clockB.now, ...timings })
-    assert.equal(await a.tryAcquireOrRenew(), true)
-    assert.equal(await b.tryAcquireOrRenew(), false, 'renewTime an hour in the past by b\'s clock must not count as expired')
-    clockB.advance(14_000)
-    assert.equal(await b.tryAcquireOrRenew(), false)
-    clockB.advance(1_001)
-    assert.equal(await b.tryAcquireOrRenew(), true)
+  it('a missing HPA waits out the grace period, then is reported as not found', () => {
+    const early = decide(base(nim, { missingForMs: 10_000 }))
+    assert.equal(early.state, 'pending')
+    assert.equal(early.requeueAfterMs, 20_000)
+    assert.deepEqual(early.findings, [])
+    const late = decide(base(nim, { missingForMs: 31_000 }))
+    assert.deepEqual(reasons(late), [REASONS.missing])
+    assert.match(late.findings[0]?.message ?? '', /nim\/llm not found 31s after/)
+    assert.match(late.findings[0]?.message ?? '', /no sign of the NIM operator/)
   })
 
-  it('the leader stops claiming leadership at the renew deadline, before anyone may take over', async () => {
-    const store = new MemoryLeaseStore()
-    const clock = new Clock()
-    const a = new LeaderElector({ store, identity: 'a', now: clock.now, ...timings })
-    const b = new LeaderElector({ store, identity: 'b', now: clock.now, ...timings })
-    assert.equal(await a.tryAcquireOrRenew(), true)
-    ;(a as unknown as { leading: boolean }).leading = true // what the run loop sets on acquiring
-    assert.equal(await b.tryAcquireOrRenew(), false)
-    store.failing = true // a cannot reach the apiserver any more; b can't either, for now
-    for (let t = 0; t <= 20_000; t += 500) {
-      clock.advance(500)
-      await a.tryAcquireOrRenew().catch(() => false)
-      store.failing = false
-      const bLeads = await b.tryAcquireOrRenew()
-      store.failing = true
-      assert.ok(!(a.isLeader() && bLeads), `both lead at +${t} ms`)
-      if (bLeads) break
-    }
-    assert.equal(store.stored?.record.holderIdentity, 'b')
-    assert.equal(a.isLeader(), false)
-  })
-
-  it('two candidates racing for an expired Lease: exactly one wins', async () => {
-    for (let round = 0; round < 20; round++) {
-      const store = new MemoryLeaseStore()
-      const clock = new Clock()
-      store.stored = { record: { holderIdentity: 'gone', leaseDurationSeconds: 15, renewTime: microTime(0), acquireTime: microTime(0), leaseTransitions: 3 }, version: 99 }
-      const a = new LeaderElector({ store, identity: 'a', now: clock.now, ...timings })
-      const b = new LeaderElector({ store, identity: 'b', now: clock.now, ...timings })
-      assert.deepEqual(await Promise.all([a.tryAcquireOrRenew(), b.tryAcquireOrRenew()]), [false, false]) // both observe first
-      clock.advance(15_001)
-      const results = await Promise.all(round % 2 === 0 ? [a.tryAcquireOrRenew(), b.tryAcquireOrRenew()] : [b.tryAcquireOrRenew(), a.tryAcquireOrRenew()])
-      assert.equal(results.filter(Boolean).length, 1, `round ${round}: ${JSON.stringify(results)}`)
-      assert.equal(store.stored?.record.leaseTransitions, 4)
+  it('a forged annotation (another target, huge bounds) is reported, never applied, and the HPA judged from the spec', () => {
+    const o = stored()
+    const forged = JSON.parse(o.metadata.annotations[HPA_ANNOTATION]) as Json
+    forged.spec.scaleTargetRef.name = 'payments'
+    forged.spec.minReplicas = 200
+    forged.spec.maxReplicas = 500
+    o.metadata.annotations[HPA_ANNOTATION] = JSON.stringify(forged)
+    o.metadata.annotations[HPA_SHA_ANNOTATION] = 'f'.repeat(64)
+    const v = view(o)
+    const d = decide(base(v, { hpa: operatorHpa(v) }))
+    assert.equal(d.state, 'in-sync')
+    assert.deepEqual(reasons(d), [REASONS.forged])
+    assert.match(d.findings[0]?.message ?? '', /spec\.maxReplicas: want 4, have 500/)
+    assert.match(d.findings[0]?.message ?? '', /spec\.scaleTargetRef\.name: want "llm", have "payments"/)
+    for (const mode of ['verify', 'write'] as const) {
+      const w = decide(base(v, { mode, knownForMs: 60_000 }))
+      if (w.write?.kind === 'create') assert.deepEqual((w.write.manifest.spec as Json).scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: 'llm' })
     }
   })
 
-  it('two candidates racing to create the Lease: exactly one wins', async () => {
-    const store = new MemoryLeaseStore()
-    const a = new LeaderElector({ store, identity: 'a', ...timings })
-    const b = new LeaderElector({ store, identity: 'b', ...timings })
-    const results = await Promise.all([a.tryAcquireOrRenew(), b.tryAcquireOrRenew()])
-    assert.equal(results.filter(Boolean).length, 1)
-    assert.equal(store.writes, 1)
+  it('an annotation on a NIMService that renders no HPA is forged too', () => {
+    const o = stored(undefined, { spec: { scale: { enabled: false } } })
+    const d = decide(base(view(o)))
+    assert.deepEqual(reasons(d), [REASONS.forged])
+    assert.match(d.findings[0]?.message ?? '', /renders no HPA/)
   })
 
-  it('writes MicroTime with microseconds, as the apiserver expects', () => {
-    assert.equal(microTime(Date.UTC(2025, 0, 2, 3, 4, 5, 678)), '2025-01-02T03:04:05.678000Z')
+  it('outside the webhook\'s namespaces: nothing at all, not even a report', () => {
+    const o = stored()
+    o.metadata.annotations[HPA_SHA_ANNOTATION] = 'f'.repeat(64)
+    const d = decide(base(view(o), { coverage: { covered: false, reason: 'not selected' } }))
+    assert.equal(d.state, 'not-covered')
+    assert.deepEqual(d.findings, [])
   })
 
-  it('rejects timings where the renew deadline is not below the lease duration', () => {
-    assert.throws(() => new LeaderElector({ store: new MemoryLeaseStore(), identity: 'a', leaseDurationMs: 10_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 }), /--lease-duration/)
-    assert.throws(() => new LeaderElector({ store: new MemoryLeaseStore(), identity: 'a', leaseDurationMs: 15_000, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 }), /--renew-deadline/)
-  })
-
-  it('run loop: one leader at a time; killing it hands over within lease duration + 2 retry periods; release hands over at once', async () => {
-    const store = new MemoryLeaseStore()
-    const fast = { leaseDurationMs: 1_000, renewDeadlineMs: 600, retryPeriodMs: 100 }
-    const started: string[] = []
-    const make = (id: string): LeaderElector => new LeaderElector({ store, identity: id, ...fast, onStartedLeading: () => started.push(id) })
-    const a = make('a')
-    const b = make('b')
-    a.start()
-    await new Promise((resolve) => setTimeout(resolve, 30))
-    b.start()
-    const both = setInterval(() => assert.ok(!(a.isLeader() && b.isLeader()), 'both lead'), 5)
-    try {
-      await waitFor(() => a.isLeader() || b.isLeader(), 2_000)
-      await new Promise((resolve) => setTimeout(resolve, 500))
-      assert.equal(started.length, 1)
-      const [leader, follower] = a.isLeader() ? [a, b] : [b, a]
-      const killedAt = Date.now()
-      await leader.stop() // a crash: no release
-      await waitFor(() => follower.isLeader(), 3_000)
-      const handover = Date.now() - killedAt
-      assert.ok(handover <= fast.leaseDurationMs + 2 * fast.retryPeriodMs + 100, `handover took ${handover} ms`)
-      assert.ok(handover >= fast.leaseDurationMs - fast.retryPeriodMs - 50, `handover after only ${handover} ms: the lease did not hold`)
-      const c = make('c')
-      c.start()
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      assert.equal(c.isLeader(), false)
-      const releasedAt = Date.now()
-      await follower.stop({ release: true })
-      await waitFor(() => c.isLeader(), 2_000)
-      assert.ok(Date.now() - releasedAt < 500, `after a release, took ${Date.now() - releasedAt} ms`)
-      await c.stop({ release: true })
-      assert.equal(store.stored?.record.holderIdentity, '')
-    } finally {
-      clearInterval(both)
-      await a.stop()
-      await b.stop()
-    }
+  it('kserve: a warning, no comparison', () => {
+    const v = view(stored(undefined, { spec: { inferencePlatform: 'kserve' } }))
+    const d = decide(base(v))
+    assert.deepEqual(reasons(d), [REASONS.kserve])
+    assert.match(d.findings[0]?.message ?? '', /llm-predictor/)
   })
 })
 
-async function waitFor (cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
+describe('decide --mode write: only where the operator does not manage the HPA', () => {
+  const nim = view(stored())
+  const write = (n: NimView, extra: Partial<DecideInput> = {}): Decision => decide(base(n, { mode: 'write', ...extra }))
+
+  it('creates the render, owned by the NIMService without blockOwnerDeletion, once the grace has passed', () => {
+    assert.equal(write(nim, { knownForMs: 1_000 }).state, 'pending')
+    const d = write(nim)
+    assert.equal(d.write?.kind, 'create')
+    const manifest = (d.write as { manifest: Json }).manifest
+    assert.deepEqual(manifest.metadata.ownerReferences, [{ apiVersion: 'apps.nvidia.com/v1alpha1', kind: 'NIMService', name: 'llm', uid: UID, controller: true }])
+    assert.deepEqual(manifest.spec, (nim.desired as Json).spec)
+    assert.equal(manifest.metadata.labels['app.kubernetes.io/managed-by'], 'nim-admission')
+  })
+
+  const refusals: Array<[string, NimView, HpaView | undefined]> = [
+    ['the operator\'s finalizer on the NIMService', view(stored(undefined, { metadata: { finalizers: [OPERATOR_FINALIZER] } })), undefined],
+    ['a status written by the operator', view(stored(undefined, { status: { state: 'Pending' } })), undefined],
+    ['an HPA labelled managed-by k8s-nim-operator', nim, operatorHpa(nim)],
+    ['an HPA controlled by the NIMService without our label', nim, operatorHpa(nim, (h) => { delete h.metadata.labels['app.kubernetes.io/managed-by'] })]
+  ]
+  for (const [what, n, hpa] of refusals) {
+    it(`refuses, with an HPAWriteRefused Event and no write: ${what}`, () => {
+      const d = write(n, hpa === undefined ? {} : { hpa })
+      assert.equal(d.state, 'refused')
+      assert.deepEqual(reasons(d), [REASONS.refused])
+      assert.equal(d.write, undefined)
+      assert.match(d.findings[0]?.message ?? '', /--mode verify/)
+    })
   }
-}
+
+  it('hands its own HPA back when the operator appears', () => {
+    const claimed = view(stored(undefined, { metadata: { finalizers: [OPERATOR_FINALIZER] } }))
+    const d = write(claimed, { hpa: ourHpa(claimed) })
+    assert.deepEqual(reasons(d), [REASONS.refused, REASONS.handedOver])
+    assert.deepEqual(d.write, { kind: 'delete', uid: 'ours-uid', resourceVersion: '7', why: 'the NIM operator manages this NIMService', handover: true })
+  })
+
+  it('leaves a foreign HPA alone (HPAConflict) and never deletes it', () => {
+    const foreign = hpaView({ metadata: { name: 'llm', namespace: 'nim', uid: 'x', resourceVersion: '1' }, spec: { maxReplicas: 9 } }) as HpaView
+    const d = write(nim, { hpa: foreign })
+    assert.deepEqual(reasons(d), [REASONS.conflict])
+    assert.equal(d.write, undefined)
+    assert.equal(write(view(stored(undefined, { spec: { scale: { enabled: false } } })), { hpa: foreign }).write, undefined)
+    assert.equal(decide(base(undefined, { mode: 'write', lastUid: UID, hpa: foreign })).write, undefined)
+  })
+
+  it('updates its own HPA where it drifted, naming the fields; leaves it when in sync', () => {
+    assert.equal(write(nim, { hpa: ourHpa(nim) }).state, 'in-sync')
+    const d = write(nim, { hpa: ourHpa(nim, (h) => { h.spec.maxReplicas = 99 }) })
+    assert.equal(d.write?.kind, 'update')
+    assert.deepEqual((d.write as { fields: string[] }).fields, ['spec.maxReplicas: want 4, have 99'])
+  })
+
+  it('deletes its own HPA when autoscaling is off, the NIMService is deleted or gone', () => {
+    const off = view(stored(undefined, { spec: { scale: { enabled: false } } }))
+    assert.equal(write(off, { hpa: ourHpa(nim) }).write?.kind, 'delete')
+    assert.equal(write({ ...nim, deleting: true }, { hpa: ourHpa(nim) }).write?.kind, 'delete')
+    assert.equal(decide(base(undefined, { mode: 'write', lastUid: UID, hpa: ourHpa(nim) })).write?.kind, 'delete')
+    // verify never deletes.
+    assert.equal(decide(base(undefined, { lastUid: UID, hpa: ourHpa(nim) })).write, undefined)
+  })
+
+  it('writes nothing outside the webhook\'s namespaces, for an invalid spec, or for kserve', () => {
+    assert.equal(write(nim, { coverage: { covered: false, reason: 'x' } }).write, undefined)
+    const invalid = view(stored(undefined, { spec: { scale: { enabled: true, hpa: { minReplicas: 5, maxReplicas: 2 } } } }))
+    // (its annotation, rendered before the spec broke, is reported as stale too)
+    assert.deepEqual(reasons(write(invalid)), [REASONS.forged, REASONS.invalid])
+    assert.equal(write(invalid).write, undefined)
+    const kserve = view(stored(undefined, { spec: { inferencePlatform: 'kserve' } }))
+    assert.deepEqual(reasons(write(kserve)), [REASONS.kserve])
+    assert.equal(write(kserve).write, undefined)
+  })
+})
+
+describe('coverage: only where the mutating webhook judges NIMServices', () => {
+  it('matches label selectors as Kubernetes does', () => {
+    const labels = { team: 'a', tier: 'gpu' }
+    const cases: Array<[Json | undefined, boolean]> = [
+      [undefined, true], [{}, true], [{ matchLabels: { team: 'a' } }, true], [{ matchLabels: { team: 'b' } }, false],
+      [{ matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }] }, true],
+      [{ matchExpressions: [{ key: 'team', operator: 'NotIn', values: ['a'] }] }, false],
+      [{ matchExpressions: [{ key: 'skip', operator: 'DoesNotExist' }] }, true],
+      [{ matchExpressions: [{ key: 'skip', operator: 'Exists' }] }, false],
+      [{ matchExpressions: [{ key: 'team', operator: 'Bogus' }] }, false]
+    ]
+    for (const [selector, want] of cases) assert.equal(selectorMatches(selector, labels), want, JSON.stringify(selector))
+  })
+
+  const configuration = {
+    webhooks: [
+      { name: 'other', rules: [{ apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'] }], namespaceSelector: {} },
+      { name: 'mutate.nimservices.nim-admission.io', rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'] }], namespaceSelector: { matchExpressions: [{ key: 'nim-admission.io/skip', operator: 'DoesNotExist' }] }, objectSelector: { matchLabels: { judged: 'yes' } } }
+    ]
+  }
+
+  it('reads only the NIMService webhooks of the configuration', () => {
+    assert.deepEqual(webhookScopes(configuration).map((s) => s.name), ['mutate.nimservices.nim-admission.io'])
+  })
+
+  it('fails closed until the configuration and the namespaces are read, and when it is gone', () => {
+    const namespaces = new Map([['team', { name: 'team', resourceVersion: '1', labels: {} }], ['skipped', { name: 'skipped', resourceVersion: '1', labels: { 'nim-admission.io/skip': 'true' } }]])
+    const src = (scopes: WebhookScope[] | undefined | null): CoverageSource => ({ kind: 'webhook', configuration: 'nim-admission', scopes, namespaces })
+    assert.match(JSON.stringify(coverage(src(undefined), 'team', { judged: 'yes' })), /not read yet/)
+    assert.match(JSON.stringify(coverage(src(null), 'team', { judged: 'yes' })), /not found/)
+    const scopes = webhookScopes(configuration)
+    assert.match(JSON.stringify(coverage({ kind: 'webhook', configuration: 'nim-admission', scopes, namespaces: undefined }, 'team', { judged: 'yes' })), /namespaces not listed/)
+    assert.deepEqual(coverage(src(scopes), 'team', { judged: 'yes' }), { covered: true })
+    assert.equal(coverage(src(scopes), 'team', {}).covered, false)
+    assert.equal(coverage(src(scopes), 'skipped', { judged: 'yes' }).covered, false)
+    assert.equal(coverage(src(scopes), 'unknown', { judged: 'yes' }).covered, false)
+  })
+
+  it('without a configuration: the --namespace list, or everywhere', () => {
+    assert.equal(coverage({ kind: 'namespaces', namespaces: undefined }, 'any', {}).covered, true)
+    assert.equal(coverage({ kind: 'namespaces', namespaces: new Set(['a']) }, 'b', {}).covered, false)
+  })
+})
+
+describe('apply options', () => {
+  it('defaults to verify; --take-over is gone; a bad mode names the choices', () => {
+    assert.equal(normalizeApplierOptions({}).mode, 'verify')
+    assert.throws(() => normalizeApplierOptions({ takeOver: true } as never), /--take-over was removed/)
+    assert.throws(() => normalizeApplierOptions({ mode: 'adopt' as never }), /--mode must be verify or write/)
+    assert.throws(() => normalizeApplierOptions({ webhookConfiguration: 'Bad Name' }), /--webhook-configuration/)
+  })
+})
