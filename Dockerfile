@@ -5,7 +5,7 @@
 # dist/src and schemas/ only, and runs as a numeric non-root user (Kubernetes runAsNonRoot can verify it).
 # test/unit/dockerfile.test.ts lints this file and replays the runtime stage's steps without a Docker engine.
 
-FROM node:22.23.3-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm \
@@ -15,7 +15,7 @@ COPY schemas ./schemas
 COPY src ./src
 RUN npm run build
 
-FROM node:22.23.3-bookworm-slim AS runtime
+FROM node:24.22.3-bookworm-slim AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="nim-admission" \
@@ -23,7 +23,7 @@ LABEL org.opencontainers.image.title="nim-admission" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.base.name="docker.io/library/node:22.23.3-bookworm-slim"
+      org.opencontainers.image.base.name="docker.io/library/node:24.22.3-bookworm-slim"
 ENV NODE_ENV=production
 WORKDIR /app
 # Production dependencies only, from the lock file; then drop the package managers, which the server never uses.

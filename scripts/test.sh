@@ -3,6 +3,8 @@
 #   NIM_TEST_LONG=1   long mode (fuzz suites run their full request counts)
 #   NIM_TEST_ONLY=unit|e2e   run one suite
 #   NIM_TEST_CONCURRENCY=N   test files run at once (node's default: CPUs - 1)
+#   NIM_TEST_RUNTIMES="22 24"  Node.js lines the unit suite runs on first, besides the machine's node
+#                           (default: 22 24 for the whole suite, none for NIM_TEST_ONLY=unit|e2e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
@@ -19,6 +21,23 @@ if [ "$suite" = all ] || [ "$suite" = e2e ]; then
   shopt -s nullglob
   files+=(test/e2e/*.test.ts)
 fi
+
+# The unit suite on the other supported LTS lines first (from the npm registry into .cache/node), so a
+# failure on any line fails the run; the whole suite then runs on the machine's node, last, so its summary
+# is the closing one.
+default_runtimes=""
+[ "$suite" = all ] && default_runtimes="22 24"
+runtimes=${NIM_TEST_RUNTIMES-$default_runtimes}
+if [ -n "$runtimes" ]; then
+  # shellcheck disable=SC2086 # one word per line; the assignment makes a failed install fail the run
+  bins=$(bash scripts/install-node-runtimes.sh $runtimes)
+  for bin in $bins; do
+    echo "test.sh: unit suite on Node.js $("$bin/node" --version)" >&2
+    PATH="$bin:$PATH" node --import tsx --test --test-timeout=600000 test/unit/*.test.ts
+  done
+  echo "test.sh: unit suite passed on Node.js $runtimes; now every suite on $(node --version)" >&2
+fi
+
 # node picks the spec reporter on a terminal and TAP otherwise (CI reads its closing summary).
 concurrency=()
 if [ -n "${NIM_TEST_CONCURRENCY:-}" ]; then concurrency=(--test-concurrency="$NIM_TEST_CONCURRENCY"); fi

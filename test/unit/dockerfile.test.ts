@@ -191,12 +191,12 @@ describe('Dockerfile lint', () => {
     assert.notEqual(runtime, build, 'the final stage is not the build stage')
   })
 
-  it('builds FROM pinned Node.js 22 images, the same in every stage', () => {
+  it('builds FROM pinned images of the newest Node.js LTS line (24), the same in every stage', () => {
     for (const stage of stages) {
       assert.match(
         stage.image,
-        /^node:22\.\d+\.\d+-(bookworm|trixie|bullseye|alpine3\.\d+)(-slim)?(@sha256:[0-9a-f]{64})?$/,
-        `${stage.name ?? 'stage'} FROM ${stage.image} is a pinned node:22.x.y-<distro> tag`
+        /^node:24\.\d+\.\d+-(bookworm|trixie|bullseye|alpine3\.\d+)(-slim)?(@sha256:[0-9a-f]{64})?$/,
+        `${stage.name ?? 'stage'} FROM ${stage.image} is a pinned node:24.x.y-<distro> tag`
       )
     }
     assert.equal(new Set(stages.map((s) => s.image)).size, 1, 'one base image, so build and runtime share the ABI')
