@@ -1,8 +1,9 @@
 // JSON Schema checks of `spec` against the schema generated from the upstream CRD (schemas/).
-// The validator is compiled once (see spec-validator.ts); checking one object allocates only its errors.
+// The validator is compiled once (see spec-validator.ts); checking one object allocates only its errors,
+// and stops after MAX_SCHEMA_ERRORS of them.
 import type { ErrorObject } from 'ajv'
 import type { Cause } from './types.js'
-import { validateSpec } from './spec-validator.js'
+import { checkSpec } from './spec-validator.js'
 
 /** `/scale/hpa/metrics/0` -> `spec.scale.hpa.metrics[0]` (map keys that are not identifiers in brackets). */
 export function pointerToField (pointer: string, root = 'spec'): string {
@@ -57,15 +58,21 @@ function valueAt (root: unknown, pointer: string): unknown {
   return cur
 }
 
-/** Schema causes for `spec`, one per field (the first error ajv reports for it). */
+/**
+ * ajv's errors read at most: checking stops after them. A response keeps 100 causes, one per field,
+ * and a field has at most a few errors (maxLength, pattern and enum on one string; anyOf and pattern
+ * on a quantity), so these always name the first 100 fields.
+ */
+export const MAX_SCHEMA_ERRORS = 1000
+
+/** Schema causes for `spec`, one per field (the first error ajv reports for it), in ajv's order. */
 export function schemaCauses (spec: unknown): Cause[] {
-  if (validateSpec(spec)) return []
+  const errors = checkSpec(spec, MAX_SCHEMA_ERRORS)
+  if (errors === null) return []
   const seen = new Set<string>()
   const causes: Cause[] = []
-  // An int-or-string mismatch makes ajv report the anyOf and each branch; keep the anyOf only.
-  const anyOfPaths = new Set((validateSpec.errors ?? []).filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath))
-  for (const e of validateSpec.errors ?? []) {
-    if (anyOfPaths.has(e.instancePath) && e.keyword !== 'anyOf' && e.keyword !== 'pattern') continue
+  // An int-or-string mismatch is reported by its anyOf alone: checkSpec leaves out the branches' errors.
+  for (const e of errors) {
     const cause = toCause(e, spec)
     if (seen.has(cause.field)) continue
     seen.add(cause.field)
