@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { mutateNIMService } from '../../src/nimservice/index.js'
 import { HPA_ANNOTATION, HPA_SHA_ANNOTATION } from '../../src/nimservice/hpa-render.js'
 import { decide, differences, hpaDifferences, manifestFor, ownership, REASONS, type DecideInput, type Decision } from '../../src/applier/reconcile.js'
-import { hpaView, nimView, MAX_HINT_BYTES, OPERATOR_FINALIZER, type HpaView, type NimView } from '../../src/applier/view.js'
+import { hpaView, nimView, MAX_HINT_BYTES, OPERATOR_FINALIZER, type HpaView, type NamespaceView, type NimView } from '../../src/applier/view.js'
 import { coverage, selectorMatches, webhookScopes, type CoverageSource, type WebhookScope } from '../../src/applier/coverage.js'
 import { normalizeApplierOptions } from '../../src/applier/run.js'
 import { autoscaled } from '../helpers/nimservice.js'
@@ -295,7 +295,7 @@ describe('coverage: only where the mutating webhook judges NIMServices', () => {
   })
 
   it('fails closed until the configuration and the namespaces are read, and when it is gone', () => {
-    const namespaces = new Map([['team', { name: 'team', resourceVersion: '1', labels: {} }], ['skipped', { name: 'skipped', resourceVersion: '1', labels: { 'nim-admission.io/skip': 'true' } }]])
+    const namespaces = new Map<string, NamespaceView>([['team', { name: 'team', resourceVersion: '1', labels: {} }], ['skipped', { name: 'skipped', resourceVersion: '1', labels: { 'nim-admission.io/skip': 'true' } }]])
     const src = (scopes: WebhookScope[] | undefined | null): CoverageSource => ({ kind: 'webhook', configuration: 'nim-admission', scopes, namespaces })
     assert.match(JSON.stringify(coverage(src(undefined), 'team', { judged: 'yes' })), /not read yet/)
     assert.match(JSON.stringify(coverage(src(null), 'team', { judged: 'yes' })), /not found/)
