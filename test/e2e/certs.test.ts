@@ -130,3 +130,35 @@ test('a CA rotation with the overlap bundle keeps admission working throughout, 
   assert.ok(probes >= 10, `enough round trips (${probes})`)
   assert.deepEqual(failures, [])
 })
+
+test('created Ignore without a caBundle, NIMService writes pass; armed by inject --failure-policy they are judged; uninstall removes both kinds', async () => {
+  // The earlier tests' configuration would answer for this one: take it away first.
+  kubectlOk(apiserver.kubeconfig, ['delete', 'validatingwebhookconfiguration', 'nim-admission'])
+  const entry = (name: string, path: string) => ({
+    name,
+    clientConfig: { url: `https://127.0.0.1:${webhook.port}${path}` },
+    rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'] }],
+    sideEffects: 'None',
+    admissionReviewVersions: ['v1'],
+    failurePolicy: 'Ignore'
+  })
+  const configs = [
+    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'nim-armed' }, webhooks: [entry('validate.nim-admission.io', '/validate')] },
+    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'nim-armed' }, webhooks: [{ ...entry('mutate.nim-admission.io', '/mutate'), reinvocationPolicy: 'Never' }] }
+  ]
+  kubectlOk(apiserver.kubeconfig, ['apply', '-f', '-'], configs.map((c) => stringify(c)).join('---\n'))
+  // The state a failed install leaves: the call fails (no trusted CA) and is ignored, so the write goes through.
+  const passed = await waitFor('the unarmed configuration to be in effect', async () => { const p = await probe(); return /^201 /.test(p) ? p : undefined })
+  assert.match(passed, /^201 /)
+  const armed = cli('certs', 'inject', '--webhook', 'nim-armed', '--ca-file', join(dir, 'ca.crt'), '--failure-policy', 'Fail', '--kubeconfig', apiserver.kubeconfig)
+  assert.match(armed, /ValidatingWebhookConfiguration\/nim-armed: updated, .*failurePolicy Fail on 1/)
+  assert.match(armed, /MutatingWebhookConfiguration\/nim-armed: updated, .*failurePolicy Fail on 1/)
+  for (const kind of ['validatingwebhookconfiguration', 'mutatingwebhookconfiguration']) {
+    const stored = JSON.parse(kubectlOk(apiserver.kubeconfig, ['get', kind, 'nim-armed', '-o', 'json']))
+    assert.equal(stored.webhooks[0].failurePolicy, 'Fail', kind)
+  }
+  assert.equal(await waitFor('the armed webhook to judge the write', async () => (await probe()) === 'denied' ? 'denied' : undefined), 'denied')
+  const removed = cli('certs', 'uninstall', '--webhook', 'nim-armed', '--kubeconfig', apiserver.kubeconfig)
+  assert.match(removed, /ValidatingWebhookConfiguration\/nim-armed: deleted\nMutatingWebhookConfiguration\/nim-armed: deleted/)
+  assert.equal(kubectlOk(apiserver.kubeconfig, ['get', 'validatingwebhookconfigurations,mutatingwebhookconfigurations', '-o', 'name']).trim(), '')
+})
