@@ -1,5 +1,5 @@
 // From a decoded review to a response: which requests are checked, and with which domain function.
-import { checksOperation, validateNIMService, mutateNIMService } from '../nimservice/index.js'
+import { beingDeleted, checksOperation, validateNIMService, mutateNIMService } from '../nimservice/index.js'
 import type { Cause, Warning } from '../nimservice/types.js'
 import { denial, formatWarnings, type AdmissionRequest, type AdmissionResponse } from './review.js'
 
@@ -7,10 +7,12 @@ export type Endpoint = 'validate' | 'mutate'
 
 export interface Outcome {
   response: AdmissionResponse
-  /** Why the request was not checked at all (`delete`, `subresource`, `other_kind`), for logs. */
+  /** Why the request was not checked at all (`delete`, `subresource`, `other_kind`, `deleting`), for logs. */
   skipped?: string
   causes: Cause[]
   warnings: Warning[]
+  /** On UPDATE: causes allowed because the old object already had them unchanged (also in warnings). */
+  ratcheted?: Cause[]
 }
 
 const GROUP = 'apps.nvidia.com'
@@ -20,6 +22,8 @@ function skipReason (req: AdmissionRequest): string | undefined {
   if (req.kind.group !== GROUP || req.kind.kind !== KIND) return 'other_kind'
   if (req.subResource !== undefined) return 'subresource'
   if (!checksOperation(req.operation)) return req.operation.toLowerCase()
+  // The domain allows (and leaves) these too, for any caller; named here for the log line.
+  if (beingDeleted({ operation: req.operation, object: req.object, oldObject: req.oldObject })) return 'deleting'
   return undefined
 }
 
@@ -38,7 +42,7 @@ export function validateRequest (req: AdmissionRequest): Outcome {
     ? { uid: req.uid, allowed: true }
     : denial(req.uid, verdict.causes, { ...(name !== undefined ? { name } : {}), group: GROUP, kind: KIND })
   if (verdict.warnings.length > 0) response.warnings = formatWarnings(verdict.warnings)
-  return { response, causes: verdict.causes, warnings: verdict.warnings }
+  return { response, causes: verdict.causes, warnings: verdict.warnings, ...(verdict.ratcheted !== undefined ? { ratcheted: verdict.ratcheted } : {}) }
 }
 
 export function mutateRequest (req: AdmissionRequest): Outcome {

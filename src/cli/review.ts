@@ -86,7 +86,8 @@ const SKIPPED: Record<string, string> = {
   other_kind: 'not an apps.nvidia.com NIMService',
   subresource: 'a subresource request',
   delete: 'a DELETE',
-  connect: 'a CONNECT'
+  connect: 'a CONNECT',
+  deleting: 'an UPDATE of a NIMService being deleted (deletionTimestamp set), never blocked'
 }
 
 export function registerReviewCommand (program: Command, io: CliIo = processIo): void {

@@ -48,7 +48,9 @@ const rules: RuleInfo[] = [
   { code: 'NIM108', kind: 'warn', title: 'minReplicas equals maxReplicas: the HPA never scales', fix: 'raise maxReplicas, or disable autoscaling and set spec.replicas' },
   { code: 'NIM109', kind: 'warn', title: 'no metrics: Kubernetes defaults to CPU 80%', fix: 'add an Object metric on gpu_cache_usage_perc, the metric the NIM guide recommends' },
   { code: 'NIM110', kind: 'warn', title: 'metric target type does not match the value it sets', fix: 'set averageUtilization for Utilization, value for Value, averageValue for AverageValue' },
-  { code: 'NIM111', kind: 'warn', title: 'spec.expose.service absent: defaulted to port 8000 by /mutate', fix: 'set spec.expose.service.port explicitly' }
+  { code: 'NIM111', kind: 'warn', title: 'spec.expose.service absent: defaulted to port 8000 by /mutate', fix: 'set spec.expose.service.port explicitly' },
+  { code: 'NIM112', kind: 'warn', title: 'name not known yet (generateName): HPA annotation rendered at the next UPDATE', fix: 'nothing to do: any later update (the operator adds its finalizer with one) renders it; or create with metadata.name' },
+  { code: 'NIM113', kind: 'warn', title: 'HPA annotation not rendered: metadata.annotations would exceed 256 KiB', fix: 'shrink spec.annotations, spec.scale.annotations or the object\'s own annotations' }
 ]
 
 export const RULES: ReadonlyMap<string, RuleInfo> = new Map(rules.map((r) => [r.code, r]))

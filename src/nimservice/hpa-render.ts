@@ -11,13 +11,16 @@ export const HPA_ANNOTATION = 'nim-admission.io/hpa'
 export const HPA_SHA_ANNOTATION = 'nim-admission.io/hpa-sha256'
 export const MANAGED_BY = 'nim-admission'
 
-/** The operator's utils.MergeMaps: keys of the first map win on a clash. */
+/**
+ * The operator's utils.MergeMaps: keys of the first map win on a clash. User keys such as `__proto__`,
+ * `constructor` or `toString` are ordinary keys: merged in a Map, then made own properties.
+ */
 function mergeFirstWins (...maps: Array<JsonObject | undefined>): Record<string, string> {
-  const out: Record<string, string> = {}
+  const out = new Map<string, string>()
   for (const m of maps) {
-    for (const [k, v] of Object.entries(m ?? {})) if (!(k in out) && typeof v === 'string') out[k] = v
+    for (const [k, v] of Object.entries(m ?? {})) if (!out.has(k) && typeof v === 'string') out.set(k, v)
   }
-  return out
+  return Object.fromEntries(out)
 }
 
 function canonicalTarget (target: unknown): unknown {

@@ -5,11 +5,17 @@ import type { JsonObject, ReviewInput, Warning } from './types.js'
 import { at, has, obj, str } from './json.js'
 import { child, warning } from './field.js'
 import { autoscalingEnabled } from './rules.js'
-import { checksOperation, denialCauses } from './validate.js'
+import { beingDeleted, checksOperation, denialCauses } from './validate.js'
 import { DEFAULT_METRIC } from './hpa-defaults.js'
 import { HPA_ANNOTATION, HPA_SHA_ANNOTATION, hpaAnnotations, renderHpa } from './hpa-render.js'
 
 export const DEFAULT_SERVICE_PORT = 8000
+
+/**
+ * The apiserver's limit on all of an object's annotations together, keys plus values in bytes
+ * (apimachinery ValidateAnnotationsSize, TotalAnnotationSizeLimitB): one byte more and the write fails.
+ */
+export const TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
 
 /** An RFC 6902 operation, of the three kinds a mutation writes. */
 export type PatchOperation = { op: 'add' | 'replace', path: string, value: unknown } | { op: 'remove', path: string }
@@ -86,10 +92,21 @@ function fillDefaults (spec: JsonObject, hpa: JsonObject, patch: Patch, warnings
   }
 }
 
+/** Keys plus values in UTF-8 bytes, as Go's len() counts them. */
+function annotationsSize (annotations: JsonObject | undefined, extra: Record<string, string>): number {
+  let total = 0
+  for (const [k, v] of Object.entries(annotations ?? {})) {
+    if (Object.hasOwn(extra, k)) continue
+    total += Buffer.byteLength(k) + (typeof v === 'string' ? Buffer.byteLength(v) : 0)
+  }
+  for (const [k, v] of Object.entries(extra)) total += Buffer.byteLength(k) + Buffer.byteLength(v)
+  return total
+}
+
 export function mutateNIMService (input: MutationInput): Mutation {
   const original = obj(input.object) ?? {}
   const unchanged: Mutation = { object: original, patch: [], warnings: [] }
-  if (!checksOperation(input.operation)) return unchanged
+  if (!checksOperation(input.operation) || beingDeleted(input)) return unchanged
   // Denying is /validate's job; /mutate leaves an invalid object alone so the denial names the user's fields.
   if (denialCauses(input).length > 0) return unchanged
 
@@ -103,20 +120,48 @@ export function mutateNIMService (input: MutationInput): Mutation {
   const hpaSpec = obj(at(spec, 'scale', 'hpa'))
   if (autoscalingEnabled(spec) && !has(spec, 'multiNode') && hpaSpec !== undefined) {
     fillDefaults(spec, hpaSpec, patch, warnings)
-    // renderHpa applies the HPA defaults itself, so it reads the input as the patched object would be.
-    hpa = renderHpa(original, str(metadata?.namespace) ?? input.namespace ?? '')
-    const wanted = hpaAnnotations(hpa)
-    if (metadata === undefined) {
-      patch.set(['metadata'], { annotations: wanted })
-    } else if (annotations === undefined) {
-      patch.set(['metadata', 'annotations'], wanted)
+    const rendered = renderInto(original, metadata, input.namespace)
+    if ('skipped' in rendered) {
+      warnings.push(rendered.skipped)
+      removeRendered(annotations, patch)
     } else {
-      for (const [k, v] of Object.entries(wanted)) if (annotations[k] !== v) patch.set(['metadata', 'annotations', k], v)
+      hpa = rendered.hpa
+      const wanted = rendered.annotations
+      // Rendered, so metadata has a name: it exists.
+      if (annotations === undefined) {
+        patch.set(['metadata', 'annotations'], wanted)
+      } else {
+        for (const [k, v] of Object.entries(wanted)) if (annotations[k] !== v) patch.set(['metadata', 'annotations', k], v)
+      }
     }
   } else {
-    for (const k of [HPA_ANNOTATION, HPA_SHA_ANNOTATION]) {
-      if (annotations !== undefined && Object.hasOwn(annotations, k)) patch.remove(['metadata', 'annotations', k])
-    }
+    removeRendered(annotations, patch)
   }
   return { object: patch.object, patch: patch.ops, warnings, ...(hpa !== undefined ? { hpa } : {}) }
+}
+
+/**
+ * The rendered HPA and its annotations, or the warning that says why it cannot be rendered into this
+ * object now. renderHpa applies the HPA defaults itself, so it reads the input as the patched object would be.
+ */
+function renderInto (original: JsonObject, metadata: JsonObject | undefined, namespace: string | undefined):
+{ hpa: JsonObject, annotations: Record<string, string> } | { skipped: Warning } {
+  // Mutating admission runs before the apiserver generates a name from generateName.
+  if ((str(metadata?.name) ?? '') === '') {
+    return { skipped: warning('metadata.name', 'the name is not known yet (generateName: the apiserver picks it after mutating admission), so the HPA annotation is not rendered now: it is rendered at the next UPDATE of this NIMService', 'NIM112') }
+  }
+  const hpa = renderHpa(original, str(metadata?.namespace) ?? namespace ?? '')
+  const annotations = hpaAnnotations(hpa)
+  const size = annotationsSize(obj(metadata?.annotations), annotations)
+  if (size > TOTAL_ANNOTATION_SIZE_LIMIT) {
+    return { skipped: warning('metadata.annotations', `with the rendered HPA, metadata.annotations would be ${size} bytes (keys plus values), over the apiserver's limit of ${TOTAL_ANNOTATION_SIZE_LIMIT}: the HPA annotation is not rendered; shrink spec.annotations, spec.scale.annotations or the object's own annotations`, 'NIM113') }
+  }
+  return { hpa, annotations }
+}
+
+/** A rendered HPA that is not (or no longer) this object's: never left behind stale. */
+function removeRendered (annotations: JsonObject | undefined, patch: Patch): void {
+  for (const k of [HPA_ANNOTATION, HPA_SHA_ANNOTATION]) {
+    if (annotations !== undefined && Object.hasOwn(annotations, k)) patch.remove(['metadata', 'annotations', k])
+  }
 }

@@ -22,6 +22,8 @@ export interface Verdict {
   allowed: boolean
   causes: Cause[]
   warnings: Warning[]
+  /** On UPDATE: causes the old object already had, unchanged, so allowed (and repeated in warnings). */
+  ratcheted?: Cause[]
 }
 
 export interface ReviewInput {

@@ -1,11 +1,12 @@
 // The verdict: one pure function from (operation, object, oldObject) to (allowed, causes, warnings),
 // called by the webhook server and by the offline CLI alike.
-import type { Cause, ReviewInput, Verdict } from './types.js'
-import { obj } from './json.js'
+import type { Cause, ReviewInput, Verdict, Warning } from './types.js'
+import { has, obj } from './json.js'
 import { schemaCauses } from './schema.js'
 import { ruleCauses } from './rules.js'
 import { warningsFor } from './warnings.js'
 import { MAX_DEPTH, tooDeep } from './depth.js'
+import { ratchet } from './ratchet.js'
 
 export const MAX_CAUSES = 100
 
@@ -26,9 +27,18 @@ export function checksOperation (operation: string): boolean {
   return operation === 'CREATE' || operation === 'UPDATE'
 }
 
-/** The reasons to deny, without warnings: all /mutate needs to know before it changes anything. */
-export function denialCauses (input: ReviewInput): Cause[] {
-  if (!checksOperation(input.operation)) return []
+/**
+ * An UPDATE of an object being deleted (deletionTimestamp set on the object or the old one): the
+ * operator removes its finalizer with such an UPDATE, and a denial would leave the object, and a
+ * namespace being deleted with it, Terminating forever. Never judged, never mutated.
+ */
+export function beingDeleted (input: ReviewInput): boolean {
+  if (input.operation !== 'UPDATE') return false
+  return [input.object, input.oldObject].some((o) => has(obj(obj(o)?.metadata), 'deletionTimestamp'))
+}
+
+/** Every reason to deny, uncapped (the schema stops on its own). */
+function allDenialCauses (input: ReviewInput): Cause[] {
   for (const [which, value] of [['', input.object], ['oldObject.', input.oldObject]] as const) {
     const deep = tooDeep(value)
     if (deep !== undefined) {
@@ -37,19 +47,37 @@ export function denialCauses (input: ReviewInput): Cause[] {
   }
   const spec = obj(input.object)?.spec
   const oldSpec = input.operation === 'UPDATE' ? obj(obj(input.oldObject)?.spec) : undefined
-  const causes = dedupe([
+  return dedupe([
     ...(spec === undefined ? schemaCauses({}) : schemaCauses(spec)),
     ...ruleCauses(obj(spec) ?? {}, oldSpec)
   ])
+}
+
+/** The reasons to deny, without warnings and before ratcheting: all /mutate needs to know before it changes anything. */
+export function denialCauses (input: ReviewInput): Cause[] {
+  if (!checksOperation(input.operation)) return []
   // A response must stay readable and small: a list of thousands of bad metrics is reported by its
   // first MAX_CAUSES causes (the verdict does not change).
-  return causes.slice(0, MAX_CAUSES)
+  return allDenialCauses(input).slice(0, MAX_CAUSES)
+}
+
+/** A cause the old object already had, said as a warning: allowed, but not forgotten. */
+function inherited (c: Cause): Warning {
+  return { field: c.field, code: c.code, message: `${c.message} (already so before this update, and unchanged: allowed)` }
 }
 
 export function validateNIMService (input: ReviewInput): Verdict {
-  if (!checksOperation(input.operation)) return { allowed: true, causes: [], warnings: [] }
-  const causes = denialCauses(input)
+  if (!checksOperation(input.operation) || beingDeleted(input)) return { allowed: true, causes: [], warnings: [] }
+  let causes = allDenialCauses(input)
+  let exempt: Cause[] = []
+  if (causes.length > 0 && input.operation === 'UPDATE' && causes[0]?.code !== 'NIM004' && obj(input.oldObject) !== undefined) {
+    // Ratcheting: judge the old object on its own, only when the new one has something to deny.
+    const oldCauses = allDenialCauses({ operation: 'CREATE', object: input.oldObject })
+    ;({ denied: causes, exempt } = ratchet(causes, oldCauses, input.object, input.oldObject))
+  }
+  causes = causes.slice(0, MAX_CAUSES)
   // No warnings for an object too deep to walk.
-  const warnings = causes[0]?.code === 'NIM004' ? [] : warningsFor(obj(input.object) ?? {}).slice(0, MAX_CAUSES)
-  return { allowed: causes.length === 0, causes, warnings }
+  const found = causes[0]?.code === 'NIM004' ? [] : warningsFor(obj(input.object) ?? {})
+  const warnings = [...exempt.map(inherited), ...found].slice(0, MAX_CAUSES)
+  return { allowed: causes.length === 0, causes, warnings, ...(exempt.length > 0 ? { ratcheted: exempt } : {}) }
 }

@@ -117,7 +117,7 @@ test('fills behavior defaults for a direction the user left out, and leaves an a
 
 test('merges labels and annotations the way the operator does, the first map winning', () => {
   const object = autoscaled(undefined, {
-    labels: { team: 'ml', 'app.kubernetes.io/name': 'overridden?' },
+    labels: { team: 'ml', 'app.kubernetes.io/name': 'overridden' },
     annotations: { owner: 'spec', shared: 'from-spec' },
     scale: { enabled: true, annotations: { shared: 'from-scale', extra: 'x' }, hpa: { minReplicas: 2, maxReplicas: 4, metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }] } }
   })
@@ -199,7 +199,7 @@ test('edge shapes: the patch turns the input into the returned object, and the i
   ;(stringAnnotations.metadata as Json).annotations = 'not a map'
   const upToDate = apply(autoscaled(hpa), mutate(autoscaled(hpa)).patch)
   const cases: Array<[string, Json, string[]]> = [
-    ['no metadata', noMetadata, ['add /metadata']],
+    ['no metadata (no name: not rendered, NIM112)', noMetadata, ['add /spec/scale/hpa/minReplicas', 'add /spec/expose']],
     ['expose without service', exposeWithoutService, ['add /spec/scale/hpa/minReplicas', 'add /spec/expose/service']],
     ['annotations not a map', stringAnnotations, ['replace /metadata/annotations']],
     ['already mutated', upToDate, []]

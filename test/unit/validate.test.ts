@@ -6,7 +6,8 @@ import { parse } from 'yaml'
 import { validateNIMService, RULES, MSG_REPLICAS, MSG_MULTINODE } from '../../src/nimservice/index.js'
 import { specSchemaFromCrd } from '../../src/nimservice/schema-source.js'
 import { SEED_EXAMPLES } from '../fixtures/seed-examples.js'
-import { autoscaled, nim, nimServicesIn } from '../helpers/nimservice.js'
+import { autoscaled, nim, nimServicesIn, review } from '../helpers/nimservice.js'
+import { answerReview, decodedPatch } from '../../src/cli/review.js'
 
 type Json = Record<string, unknown>
 const create = (object: Json) => validateNIMService({ operation: 'CREATE', object })
@@ -119,6 +120,47 @@ test('does not check the HPA while autoscaling is disabled', () => {
 test('allows DELETE and CONNECT without checks', () => {
   assert.equal(validateNIMService({ operation: 'DELETE', object: { spec: 'garbage' } }).allowed, true)
   assert.equal(validateNIMService({ operation: 'CONNECT', object: null }).allowed, true)
+})
+
+// --- deletion is never blocked -------------------------------------------------------------------
+
+/** A NIMService created invalid before the webhook existed, now Terminating with the operator's finalizer. */
+function terminating (): { oldObject: Json, object: Json } {
+  const oldObject = autoscaled({ minReplicas: 5, maxReplicas: 3 }, { replicas: 2 })
+  Object.assign(oldObject.metadata as Json, { deletionTimestamp: '2026-11-30T06:00:00Z', finalizers: ['finalizer.nim'] })
+  const object = structuredClone(oldObject)
+  ;(object.metadata as Json).finalizers = []
+  return { oldObject, object }
+}
+
+test('allows the finalizer removal of an invalid object being deleted, with nothing to say', () => {
+  const { oldObject, object } = terminating()
+  assert.equal(validateNIMService({ operation: 'CREATE', object: oldObject }).allowed, false, 'the object is invalid on its own')
+  assert.deepEqual(validateNIMService({ operation: 'UPDATE', object, oldObject }), { allowed: true, causes: [], warnings: [] })
+})
+
+test('allows any UPDATE of an object being deleted, with deletionTimestamp on either side', () => {
+  const { oldObject, object } = terminating()
+  ;((object.spec as Json).scale as Json).hpa = { minReplicas: 9, maxReplicas: 1 }
+  assert.equal(validateNIMService({ operation: 'UPDATE', object, oldObject }).allowed, true)
+  delete (object.metadata as Json).deletionTimestamp
+  assert.equal(validateNIMService({ operation: 'UPDATE', object, oldObject }).allowed, true, 'old object only')
+  assert.equal(validateNIMService({ operation: 'UPDATE', object: oldObject, oldObject: object }).allowed, true, 'new object only')
+})
+
+test('a deletionTimestamp does not excuse a CREATE', () => {
+  assert.equal(validateNIMService({ operation: 'CREATE', object: terminating().oldObject }).allowed, false)
+})
+
+test('the CLI review answers the finalizer removal as the server does: allowed, not checked (deleting)', () => {
+  const { oldObject, object } = terminating()
+  const answer = answerReview(Buffer.from(JSON.stringify(review(object, { operation: 'UPDATE', oldObject }))), 'validate')
+  assert.equal(answer.statusCode, 200)
+  assert.equal(answer.outcome?.response.allowed, true)
+  assert.equal(answer.outcome?.skipped, 'deleting')
+  const mutated = answerReview(Buffer.from(JSON.stringify(review(object, { operation: 'UPDATE', oldObject }))), 'mutate')
+  assert.equal(mutated.outcome?.skipped, 'deleting')
+  assert.deepEqual(decodedPatch(mutated), [])
 })
 
 test('survives objects of any shape without throwing', () => {
