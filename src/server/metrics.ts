@@ -13,6 +13,8 @@ export interface Metrics {
   warnings: Counter<'code'>
   badRequests: Counter<'reason'>
   internalErrors: Counter<'endpoint'>
+  budgetExceeded: Counter<'endpoint' | 'reason'>
+  connectionsRefused: Counter<'reason'>
   certExpiry: Gauge<'cert'>
 }
 
@@ -43,6 +45,13 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     warnings: new Counter({ name: 'nim_admission_warnings_total', help: 'Warnings returned, by code.', labelNames: ['code'], registers: [registry] }),
     badRequests: new Counter({ name: 'nim_admission_bad_requests_total', help: 'Requests refused before review (4xx), by reason.', labelNames: ['reason'], registers: [registry] }),
     internalErrors: new Counter({ name: 'nim_admission_internal_errors_total', help: 'Reviews denied because checking them failed (a bug); also counted in requests_total as allowed="false".', labelNames: ['endpoint'], registers: [registry] }),
+    budgetExceeded: new Counter({
+      name: 'nim_admission_budget_exceeded_total',
+      help: 'Reviews over their budget: reason="time" or "memory", stopped in a worker and answered by the budget (NIM114, or denied by --budget-failure-policy Fail); reason="inline", judged in the event loop and answered late.',
+      labelNames: ['endpoint', 'reason'],
+      registers: [registry]
+    }),
+    connectionsRefused: new Counter({ name: 'nim_admission_connections_refused_total', help: 'Connections closed before any request: reason="per_ip_limit" (too many from one address) or "tls_handshake" (no finished TLS handshake in time, or a failed one).', labelNames: ['reason'], registers: [registry] }),
     certExpiry: new Gauge({ name: 'nim_admission_certificate_expiry_seconds', help: 'Seconds until the certificate expires (serving, ca).', labelNames: ['cert'], registers: [registry] })
   }
 }

@@ -1,5 +1,5 @@
 // Lifecycle of `nim-admission serve`: certificates, both listeners, live certificate reload, drain.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from './metrics.js'
 import { normalizeOptions, type ServeOptions } from './options.js'
 import { buildWebhookApp } from './webhook-app.js'
 import { buildHealthApp } from './health-app.js'
+import { secureContextOptions } from './connections.js'
 
 export interface RunningServer {
   options: ServeOptions
@@ -55,7 +56,7 @@ export async function startServer (partial: Partial<ServeOptions> = {}, logger?:
     const made = await ensureServingCerts({ dir: certDir, dnsNames: options.dnsNames })
     log.info({ caPath: made.caPath, certPath: made.certPath }, `generated development certificates; the CA to trust (caBundle) is ${made.caPath}`)
   }
-  const reloader = new TlsReloader({ certPath, keyPath, ...(existsSync(caPath) ? { caPath } : {}), log })
+  const reloader = new TlsReloader({ certPath, keyPath, ...(existsSync(caPath) ? { caPath } : {}), ...(options.clientCaFile !== undefined ? { clientCaPath: options.clientCaFile } : {}), log })
   const pair = reloader.current()
 
   const metrics = createMetrics()
@@ -85,7 +86,6 @@ export async function startServer (partial: Partial<ServeOptions> = {}, logger?:
   }
   updateExpiry()
 
-  const clientCa = options.clientCaFile !== undefined ? readFileSync(options.clientCaFile, 'utf8') : undefined
   const webhook = buildWebhookApp({
     logger: log,
     metrics,
@@ -93,28 +93,31 @@ export async function startServer (partial: Partial<ServeOptions> = {}, logger?:
     requestTimeoutMs: options.requestTimeoutMs,
     keepAliveTimeoutMs: options.keepAliveTimeoutMs,
     maxConnections: options.maxConnections,
+    maxConnectionsPerIp: options.maxConnectionsPerIp,
+    largeBodyBytes: options.largeBodyBytes,
+    maxLargeBodies: options.maxLargeBodies,
+    reviewWorkers: options.reviewWorkers,
+    reviewBudgetMs: options.reviewBudgetMs,
+    budgetFailurePolicy: options.budgetFailurePolicy,
+    reviewWorkerHeapMb: options.reviewWorkerHeapMb,
     // While draining, answers carry `Connection: close` so kept-alive clients reconnect to a ready replica.
     draining: () => draining,
     https: {
-      cert: pair.cert,
-      key: pair.key,
-      minVersion: 'TLSv1.2',
-      ...(clientCa !== undefined ? { ca: clientCa, requestCert: true, rejectUnauthorized: true } : {})
+      ...secureContextOptions(pair),
+      // A socket that never finishes its handshake (or never sends a ClientHello) is closed after this.
+      handshakeTimeout: options.tlsHandshakeTimeoutMs,
+      ...(pair.clientCa !== undefined ? { requestCert: true, rejectUnauthorized: true } : {})
     }
   })
   const health = buildHealthApp({ logger: log, metrics, readiness })
 
   await webhook.listen({ host: options.host, port: options.port })
   await health.listen({ host: options.metricsHost, port: options.metricsPort })
-  reloader.start((next: { cert: string, key: string, notAfter: Date }) => {
-    ;(webhook.server as unknown as HttpsServer).setSecureContext({
-      cert: next.cert,
-      key: next.key,
-      minVersion: 'TLSv1.2',
-      ...(clientCa !== undefined ? { ca: clientCa } : {})
-    })
+  // The whole context is replaced on reload (ciphers and client CA included), from the same options.
+  reloader.start((next) => {
+    ;(webhook.server as unknown as HttpsServer).setSecureContext(secureContextOptions(next))
     updateExpiry()
-    log.info({ notAfter: next.notAfter }, 'serving certificate reloaded')
+    log.info({ notAfter: next.notAfter }, 'TLS context reloaded')
   })
   const expiryTimer = setInterval(updateExpiry, 60_000).unref()
 

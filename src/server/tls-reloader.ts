@@ -3,7 +3,9 @@
 // files' own inodes never change: we watch the DIRECTORY (fs.watch) and also poll, and compare contents.
 // A new pair is checked before it is used (readable, key matches, valid now); a broken one is refused with
 // a warning and the previous pair keeps serving. Existing connections keep the context they were opened
-// with: `setSecureContext` only affects new handshakes, so nothing is dropped.
+// with: `setSecureContext` only affects new handshakes, so nothing is dropped. The CA that client
+// certificates must chain to (`--client-ca`) is part of the same context: it is watched and checked (at
+// least one certificate, nothing unparseable) the same way, and a broken one keeps the previous one.
 import type { X509Certificate } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import { dirname } from 'node:path'
@@ -30,12 +32,16 @@ export interface ServingPair {
   serialNumber: string
   /** notAfter of the CA in ca.crt that signed the certificate (undefined without ca.crt or when none did). */
   caNotAfter?: Date
+  /** The client CA bundle (PEM), when clientCaPath is set. */
+  clientCa?: string
 }
 
 export interface TlsReloaderOptions {
   certPath: string
   keyPath: string
   caPath?: string
+  /** CA bundle for client certificates (mutual TLS), reloaded with the pair. */
+  clientCaPath?: string
   log: ReloaderLog
   /** Poll period, a fallback for missed watch events. */
   pollIntervalMs?: number
@@ -62,7 +68,7 @@ type Outcome = 'unchanged' | 'reloaded' | 'refused'
 type Kind = 'serving' | 'ca'
 
 export class TlsReloader {
-  private readonly opts: Required<Omit<TlsReloaderOptions, 'caPath'>> & { caPath?: string }
+  private readonly opts: Required<Omit<TlsReloaderOptions, 'caPath' | 'clientCaPath'>> & { caPath?: string, clientCaPath?: string }
   private pair: ServingPair
   private signature: string
   private ca: string | undefined
@@ -112,7 +118,7 @@ export class TlsReloader {
   start (onChange: (pair: ServingPair) => void): void {
     if (this.onChange !== undefined) throw new Error('TlsReloader already started')
     this.onChange = onChange
-    const paths = [this.opts.certPath, this.opts.keyPath, ...(this.opts.caPath === undefined ? [] : [this.opts.caPath])]
+    const paths = [this.opts.certPath, this.opts.keyPath, ...[this.opts.caPath, this.opts.clientCaPath].filter((p): p is string => p !== undefined)]
     for (const dir of new Set(paths.map((p) => dirname(p)))) {
       try {
         const watcher = watch(dir, { persistent: false }, () => this.schedule())
@@ -174,7 +180,10 @@ export class TlsReloader {
     }
     if (next.serialNumber !== previous.serialNumber) delete this.warnedAt.serving
     if (next.caNotAfter?.getTime() !== previous.caNotAfter?.getTime()) delete this.warnedAt.ca
-    this.opts.log.info({ certPath: this.opts.certPath, serialNumber: next.serialNumber, notAfter: next.notAfter, previousSerialNumber: previous.serialNumber }, 'loaded new serving certificate')
+    if (next.clientCa !== previous.clientCa) this.opts.log.info({ clientCaPath: this.opts.clientCaPath }, 'loaded new client CA')
+    if (next.serialNumber !== previous.serialNumber || next.cert !== previous.cert) {
+      this.opts.log.info({ certPath: this.opts.certPath, serialNumber: next.serialNumber, notAfter: next.notAfter, previousSerialNumber: previous.serialNumber }, 'loaded new serving certificate')
+    }
     this.checkExpiry()
     return 'reloaded'
   }
@@ -209,9 +218,10 @@ export class TlsReloader {
     return 'refused'
   }
 
-  private read (): { cert: string; key: string; ca: string | undefined; signature: string } {
+  private read (): { cert: string; key: string; ca: string | undefined; clientCa: string | undefined; signature: string } {
     const cert = readPemFile(this.opts.certPath, 'certificate')
     const key = readPemFile(this.opts.keyPath, 'private key')
+    const clientCa = this.opts.clientCaPath === undefined ? undefined : readPemFile(this.opts.clientCaPath, 'client CA bundle')
     let ca: string | undefined
     if (this.opts.caPath !== undefined) {
       try {
@@ -220,16 +230,23 @@ export class TlsReloader {
         ca = undefined
       }
     }
-    return { cert, key, ca, signature: `${cert}\0${key}` }
+    return { cert, key, ca, clientCa, signature: `${cert}\0${key}\0${clientCa ?? ''}` }
   }
 
-  private check (read: { cert: string; key: string; ca: string | undefined }): ServingPair {
+  private check (read: { cert: string; key: string; ca: string | undefined; clientCa: string | undefined }): ServingPair {
     const pair = verifyKeyPair(read.cert, read.key, {
       certName: `certificate ${this.opts.certPath}`, keyName: `private key ${this.opts.keyPath}`, now: this.opts.now()
     })
     const result: ServingPair = { cert: read.cert, key: read.key, notAfter: pair.notAfter, notBefore: pair.notBefore, serialNumber: pair.serialNumber }
     const caNotAfter = this.issuerNotAfter(pair.x509, read.ca)
     if (caNotAfter !== undefined) result.caNotAfter = caNotAfter
+    if (read.clientCa !== undefined) {
+      const bundle = parseBundle(read.clientCa)
+      if (bundle.certs.length === 0 || bundle.unparseable > 0) {
+        throw new Error(`client CA bundle ${this.opts.clientCaPath ?? ''} has ${bundle.certs.length} certificates and ${bundle.unparseable} unparseable blocks; it must be PEM certificates only`)
+      }
+      result.clientCa = read.clientCa
+    }
     return result
   }
 
