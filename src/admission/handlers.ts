@@ -1,7 +1,7 @@
 // From a decoded review to a response: which requests are checked, and with which domain function.
 import { beingDeleted, checksOperation, validateNIMService, mutateNIMService } from '../nimservice/index.js'
 import type { Cause, Warning } from '../nimservice/types.js'
-import { denial, formatWarnings, type AdmissionRequest, type AdmissionResponse } from './review.js'
+import { denial, formatWarnings, WARNING_CHARS, type AdmissionRequest, type AdmissionResponse } from './review.js'
 
 export type Endpoint = 'validate' | 'mutate'
 
@@ -59,7 +59,7 @@ export function mutateRequest (req: AdmissionRequest): Outcome {
     response.patchType = 'JSONPatch'
     response.patch = Buffer.from(JSON.stringify(mutation.patch)).toString('base64')
   }
-  if (mutation.warnings.length > 0) response.warnings = formatWarnings(mutation.warnings)
+  if (mutation.warnings.length > 0) response.warnings = formatWarnings(mutation.warnings, WARNING_CHARS.mutate)
   return { response, causes: [], warnings: mutation.warnings }
 }
 
