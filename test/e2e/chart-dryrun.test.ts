@@ -76,6 +76,9 @@ const optional = {
 
 const cases: [string, object, HelmTemplateOptions?][] = [
   ['selfSigned (defaults)', {}],
+  ['selfSigned with the apiserver CIDRs and the PrometheusRule auto-detected', { networkPolicy: { apiserverCIDRs: ['10.0.0.0/28', 'fd00::/120'] } }, { extraArgs: ['--api-versions', 'monitoring.coreos.com/v1/PrometheusRule', '--api-versions', 'monitoring.coreos.com/v1/ServiceMonitor'] }],
+  ['existingSecret without a caBundle (arming Job)', { certificates: { mode: 'existingSecret', existingSecret: { name: 'my-tls' } } }],
+  ['the applier in write mode', { applier: { enabled: true, mode: 'write' } }],
   ['selfSigned on upgrade', {}, { isUpgrade: true }],
   ['selfSigned with every optional part', optional],
   ['certManager with every optional part', { ...optional, certificates: { mode: 'certManager' } }],
@@ -145,47 +148,64 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
     assert.match(output, /matchConditions\[0\]\.expression: Invalid value/)
   })
 
-  describe('the selfSigned certificate Jobs, run as their ServiceAccount', () => {
-    // The hook RBAC is created for real (it is not a webhook configuration), then the Jobs' own container args
-    // run through the CLI with a token of the Jobs' ServiceAccount: the chart's RBAC must be enough, and no more.
+  describe('the selfSigned certificate Jobs, the renewal CronJob and the uninstall hook, run as their ServiceAccounts', () => {
+    // The RBAC is created for real (it is not a webhook configuration), then the Jobs' own container args run
+    // through the CLI with a token of each Job's ServiceAccount: the chart's RBAC must be enough, and no more.
     const RELEASE_FULLNAME = 'nim-nim-admission'
-    const SA = `system:serviceaccount:${NS}:${RELEASE_FULLNAME}-certs`
+    const CERTS_SA = `${RELEASE_FULLNAME}-certs`
+    const RENEW_SA = `${RELEASE_FULLNAME}-certs-renew`
+    const UNINSTALL_SA = `${RELEASE_FULLNAME}-uninstall`
+    const SA = `system:serviceaccount:${NS}:${CERTS_SA}`
     let manifests: Manifest[]
-    let saKubeconfig = ''
     let dir = ''
+    const kubeconfigs = new Map<string, string>()
 
-    before(async () => {
-      manifests = await helmTemplate({}, { namespace: NS, isUpgrade: true })
-      const rbac = manifests.filter((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'certs' && m.kind !== 'Job')
-      assert.deepEqual(rbac.map((m) => m.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ServiceAccount'])
-      kubectlOk(kubeconfig, ['apply', '-f', '-'], rbac.map((m) => stringify(m)).join('---\n'))
-      const token = kubectlOk(kubeconfig, ['create', 'token', '-n', NS, `${RELEASE_FULLNAME}-certs`]).trim()
-      // The same cluster and CA as the admin kubeconfig, with the ServiceAccount's token instead of its client certificate.
+    /** The same cluster and CA as the admin kubeconfig, with a token of the ServiceAccount instead of its client certificate. */
+    function kubeconfigFor (sa: string): string {
+      const known = kubeconfigs.get(sa)
+      if (known !== undefined) return known
+      const token = kubectlOk(kubeconfig, ['create', 'token', '-n', NS, sa]).trim()
       const admin = parseYaml(readFileSync(kubeconfig, 'utf8')) as { clusters: { name: string; cluster: object }[] }
       const cluster = admin.clusters[0] as { name: string; cluster: object }
-      dir = mkdtempSync(join(tmpdir(), 'nim-admission-certs-job-'))
-      saKubeconfig = join(dir, 'kubeconfig')
-      writeFileSync(saKubeconfig, stringify({
+      const file = join(dir, `kubeconfig-${sa}`)
+      writeFileSync(file, stringify({
         apiVersion: 'v1',
         kind: 'Config',
         clusters: [cluster],
-        users: [{ name: 'certs-job', user: { token } }],
-        contexts: [{ name: 'certs-job', context: { cluster: cluster.name, user: 'certs-job', namespace: NS } }],
-        'current-context': 'certs-job'
+        users: [{ name: sa, user: { token } }],
+        contexts: [{ name: sa, context: { cluster: cluster.name, user: sa, namespace: NS } }],
+        'current-context': sa
       }))
+      kubeconfigs.set(sa, file)
+      return file
+    }
+
+    before(async () => {
+      manifests = await helmTemplate({}, { namespace: NS, isUpgrade: true })
+      const rbac = manifests.filter((m) => ['certs', 'certs-renewal', 'uninstall'].includes(m.metadata.labels?.['app.kubernetes.io/component'] ?? '') && !['Job', 'CronJob'].includes(m.kind))
+      assert.deepEqual(rbac.filter((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'certs').map((m) => m.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ServiceAccount'])
+      kubectlOk(kubeconfig, ['apply', '-f', '-'], rbac.map((m) => stringify(m)).join('---\n'))
+      dir = mkdtempSync(join(tmpdir(), 'nim-admission-certs-job-'))
     })
 
     after(() => {
       if (dir) rmSync(dir, { recursive: true, force: true })
     })
 
-    /** Runs a container of the rendered Job through the CLI (from source) as the Jobs' ServiceAccount. */
-    function runContainer(jobName: string, container: 'generate' | 'inject'): { status: number; output: string } {
-      const job = manifests.find((m) => m.kind === 'Job' && m.metadata.name === jobName) as Manifest
-      const spec = (job.spec as { template: { spec: { containers: { name: string; args: string[] }[]; initContainers?: { name: string; args: string[] }[] } } }).template.spec
+    /** The pod spec of a rendered Job, or of a CronJob's Jobs. */
+    function jobPod (kind: 'Job' | 'CronJob', name: string): { serviceAccountName: string; containers: { name: string; args: string[] }[]; initContainers?: { name: string; args: string[] }[] } {
+      const m = manifests.find((x) => x.kind === kind && x.metadata.name === name) as Manifest
+      assert.ok(m, `${kind} ${name} is rendered`)
+      const spec = m.spec as { template?: { spec: unknown }; jobTemplate?: { spec: { template: { spec: unknown } } } }
+      return (kind === 'Job' ? spec.template?.spec : spec.jobTemplate?.spec.template.spec) as ReturnType<typeof jobPod>
+    }
+
+    /** Runs a container of a rendered Job (or CronJob) through the CLI (from source) as that Job's ServiceAccount. */
+    function runContainer(jobName: string, container: 'generate' | 'inject' | 'uninstall', kind: 'Job' | 'CronJob' = 'Job'): { status: number; output: string } {
+      const spec = jobPod(kind, jobName)
       const c = [...spec.containers, ...(spec.initContainers ?? [])].find((x) => x.name === container)
       assert.ok(c, `${jobName} has a ${container} container`)
-      const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), ...c.args, '--kubeconfig', saKubeconfig], {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), ...c.args, '--kubeconfig', kubeconfigFor(spec.serviceAccountName)], {
         cwd: repoRoot,
         encoding: 'utf8',
         timeout: 60_000
@@ -204,28 +224,101 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
       kubectlOk(kubeconfig, ['get', 'secret', '-n', NS, `${RELEASE_FULLNAME}-tls-ca`])
     })
 
-    it('certs inject may read the webhook configurations of its name (absent here: not found, not forbidden)', () => {
-      const { status, output } = runContainer(`${RELEASE_FULLNAME}-certs-inject`, 'inject')
-      assert.notEqual(status, 0)
-      assert.match(output, new RegExp(`no ValidatingWebhookConfiguration or MutatingWebhookConfiguration named ${RELEASE_FULLNAME}`))
+    it('the renewal CronJob may renew what the hook created, with its own ServiceAccount', () => {
+      const { status, output } = runContainer(RENEW_SA, 'generate', 'CronJob')
+      assert.equal(status, 0, output)
       assert.doesNotMatch(output, /forbidden/i)
     })
 
-    for (const [verb, resource, allowed] of [
-      ['get', `secrets/${RELEASE_FULLNAME}-tls`, 'yes'],
-      ['update', `secrets/${RELEASE_FULLNAME}-tls-ca`, 'yes'],
-      ['create', 'secrets', 'yes'],
-      ['list', 'secrets', 'no'],
-      ['get', 'secrets/some-other-secret', 'no'],
-      ['delete', `secrets/${RELEASE_FULLNAME}-tls`, 'no'],
-      ['update', `validatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'yes'],
-      ['update', `mutatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'yes'],
-      ['update', 'validatingwebhookconfigurations/someone-elses', 'no'],
-      ['list', 'validatingwebhookconfigurations', 'no'],
-      ['get', 'pods', 'no']
+    for (const [job, kind] of [[`${RELEASE_FULLNAME}-certs-inject`, 'Job'], [RENEW_SA, 'CronJob']] as const) {
+      it(`${kind} ${job}: certs inject may read the webhook configurations of its name (absent here: not found, not forbidden)`, () => {
+        const { status, output } = runContainer(job, 'inject', kind)
+        assert.notEqual(status, 0)
+        assert.match(output, new RegExp(`no ValidatingWebhookConfiguration or MutatingWebhookConfiguration named ${RELEASE_FULLNAME}`))
+        assert.doesNotMatch(output, /forbidden/i)
+      })
+    }
+
+    it('arming for real: created Ignore, the inject Job injects and arms Fail, lookup keeps Fail on upgrade, the uninstall hook deletes both', async () => {
+      // The chart's own configurations with one change: a url nothing listens on instead of the Service, and a
+      // namespaceSelector that matches no namespace, so that nothing in this apiserver is ever sent to them.
+      const regular = (await helmTemplate({}, { namespace: NS })).filter((m) => /WebhookConfiguration$/.test(m.kind))
+      const harmless = regular.map((m) => ({
+        ...m,
+        webhooks: (m.webhooks as Record<string, unknown>[]).map((w) => ({
+          ...w,
+          clientConfig: { url: `https://127.0.0.1:1${String((w.clientConfig as { service: { path: string } }).service.path)}` },
+          namespaceSelector: { matchLabels: { 'nim-admission.test/never': 'true' } }
+        }))
+      }))
+      kubectlOk(kubeconfig, ['apply', '-f', '-'], harmless.map((m) => stringify(m)).join('---\n'))
+      const live = (): Array<{ kind: string; policy: string; caBundle: boolean }> => ['validatingwebhookconfiguration', 'mutatingwebhookconfiguration'].flatMap((k) => {
+        const o = JSON.parse(kubectlOk(kubeconfig, ['get', k, RELEASE_FULLNAME, '-o', 'json'])) as { webhooks: { failurePolicy: string; clientConfig: { caBundle?: string } }[] }
+        return o.webhooks.map((w) => ({ kind: k, policy: w.failurePolicy, caBundle: (w.clientConfig.caBundle ?? '') !== '' }))
+      })
+      try {
+        assert.deepEqual(live().map((w) => w.policy), ['Ignore', 'Ignore'], 'created Ignore')
+        // Before arming, an upgrade's lookup sees nothing armed and keeps Ignore.
+        const lookup = async (): Promise<string[]> => (await helmTemplate({}, { namespace: NS, isUpgrade: true, extraArgs: ['--dry-run=server', '--kubeconfig', kubeconfig] }))
+          .filter((m) => /WebhookConfiguration$/.test(m.kind)).map((m) => String((m.webhooks as { failurePolicy: string }[])[0]?.failurePolicy))
+        assert.deepEqual(await lookup(), ['Ignore', 'Ignore'])
+        const { status, output } = runContainer(`${RELEASE_FULLNAME}-certs-inject`, 'inject')
+        assert.equal(status, 0, output)
+        assert.deepEqual(live(), [
+          { kind: 'validatingwebhookconfiguration', policy: 'Fail', caBundle: true },
+          { kind: 'mutatingwebhookconfiguration', policy: 'Fail', caBundle: true }
+        ])
+        // The renewal run after it has nothing to write.
+        const renewal = runContainer(RENEW_SA, 'inject', 'CronJob')
+        assert.equal(renewal.status, 0, renewal.output)
+        assert.match(renewal.output, /unchanged/)
+        // `helm upgrade` renders what is live, so its three-way merge does not reset the armed policy.
+        assert.deepEqual(await lookup(), ['Fail', 'Fail'])
+        const uninstall = runContainer(UNINSTALL_SA, 'uninstall')
+        assert.equal(uninstall.status, 0, uninstall.output)
+        assert.match(uninstall.output, new RegExp(`ValidatingWebhookConfiguration/${RELEASE_FULLNAME}: deleted`))
+        assert.match(uninstall.output, new RegExp(`MutatingWebhookConfiguration/${RELEASE_FULLNAME}: deleted`))
+        const again = runContainer(UNINSTALL_SA, 'uninstall')
+        assert.equal(again.status, 0, again.output)
+        assert.match(again.output, /: absent/)
+      } finally {
+        kubectl(kubeconfig, ['delete', 'validatingwebhookconfiguration,mutatingwebhookconfiguration', '-l', `app.kubernetes.io/part-of=nim-admission,app.kubernetes.io/instance=nim,nim-admission.io/release-namespace=${NS}`, '--ignore-not-found'])
+      }
+    })
+
+    it('the documented cleanup command finds both configurations by label', async () => {
+      const regular = (await helmTemplate({}, { namespace: NS })).filter((m) => /WebhookConfiguration$/.test(m.kind))
+      const labels = regular.map((m) => m.metadata.labels ?? {})
+      for (const l of labels) {
+        assert.equal(l['app.kubernetes.io/part-of'], 'nim-admission')
+        assert.equal(l['app.kubernetes.io/instance'], 'nim')
+        assert.equal(l['nim-admission.io/release-namespace'], NS)
+      }
+    })
+
+    for (const [sa, verb, resource, allowed] of [
+      [SA, 'get', `secrets/${RELEASE_FULLNAME}-tls`, 'yes'],
+      [SA, 'update', `secrets/${RELEASE_FULLNAME}-tls-ca`, 'yes'],
+      [SA, 'create', 'secrets', 'yes'],
+      [SA, 'list', 'secrets', 'no'],
+      [SA, 'get', 'secrets/some-other-secret', 'no'],
+      [SA, 'delete', `secrets/${RELEASE_FULLNAME}-tls`, 'no'],
+      [SA, 'update', `validatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'yes'],
+      [SA, 'update', `mutatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'yes'],
+      [SA, 'update', 'validatingwebhookconfigurations/someone-elses', 'no'],
+      [SA, 'list', 'validatingwebhookconfigurations', 'no'],
+      [SA, 'get', 'pods', 'no'],
+      [`system:serviceaccount:${NS}:${RENEW_SA}`, 'update', `secrets/${RELEASE_FULLNAME}-tls`, 'yes'],
+      [`system:serviceaccount:${NS}:${RENEW_SA}`, 'create', 'secrets', 'no'],
+      [`system:serviceaccount:${NS}:${RENEW_SA}`, 'update', `mutatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'yes'],
+      [`system:serviceaccount:${NS}:${RENEW_SA}`, 'delete', `mutatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'no'],
+      [`system:serviceaccount:${NS}:${UNINSTALL_SA}`, 'delete', `validatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'yes'],
+      [`system:serviceaccount:${NS}:${UNINSTALL_SA}`, 'delete', 'validatingwebhookconfigurations/someone-elses', 'no'],
+      [`system:serviceaccount:${NS}:${UNINSTALL_SA}`, 'update', `mutatingwebhookconfigurations/${RELEASE_FULLNAME}`, 'no'],
+      [`system:serviceaccount:${NS}:${UNINSTALL_SA}`, 'get', `secrets/${RELEASE_FULLNAME}-tls`, 'no']
     ] as const) {
-      it(`the Jobs' ServiceAccount ${allowed === 'yes' ? 'may' : 'may not'} ${verb} ${resource}`, () => {
-        const r = kubectl(kubeconfig, ['auth', 'can-i', verb, resource, '-n', NS, '--as', SA])
+      it(`${sa.split(':').at(-1) ?? sa} ${allowed === 'yes' ? 'may' : 'may not'} ${verb} ${resource}`, () => {
+        const r = kubectl(kubeconfig, ['auth', 'can-i', verb, resource, '-n', NS, '--as', sa])
         assert.equal(r.stdout.trim(), allowed, r.output)
       })
     }
@@ -243,9 +336,13 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
     for (const [verb, resource, ns, allowed] of [
       ['watch', 'nimservices.apps.nvidia.com', 'team-a', 'yes'],
       ['update', 'nimservices.apps.nvidia.com', 'team-a', 'no'],
-      ['patch', 'horizontalpodautoscalers.autoscaling', 'team-a', 'yes'],
-      ['create', 'horizontalpodautoscalers.autoscaling', 'team-a', 'yes'],
-      ['delete', 'horizontalpodautoscalers.autoscaling', 'team-a', 'yes'],
+      ['watch', 'horizontalpodautoscalers.autoscaling', 'team-a', 'yes'],
+      ['patch', 'horizontalpodautoscalers.autoscaling', 'team-a', 'no'],
+      ['create', 'horizontalpodautoscalers.autoscaling', 'team-a', 'no'],
+      ['delete', 'horizontalpodautoscalers.autoscaling', 'team-a', 'no'],
+      ['watch', 'namespaces', '', 'yes'],
+      ['watch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/nim-nim-admission', '', 'yes'],
+      ['get', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses', '', 'no'],
       ['create', 'events', 'team-a', 'yes'],
       ['get', 'secrets', 'team-a', 'no'],
       ['update', 'leases.coordination.k8s.io/nim-nim-admission-applier', NS, 'yes'],
@@ -253,7 +350,7 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
       ['create', 'leases.coordination.k8s.io', 'team-a', 'no']
     ] as const) {
       it(`${allowed === 'yes' ? 'may' : 'may not'} ${verb} ${resource} in ${ns}`, () => {
-        const r = kubectl(kubeconfig, ['auth', 'can-i', verb, resource, '-n', ns, '--as', SA])
+        const r = kubectl(kubeconfig, ['auth', 'can-i', verb, resource, ...(ns === '' ? [] : ['-n', ns]), '--as', SA])
         assert.equal(r.stdout.trim(), allowed, r.output)
       })
     }

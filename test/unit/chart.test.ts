@@ -1,15 +1,18 @@
 // The Helm chart: lint, render for each certificate mode, and read the manifests the way an apiserver would
 // use them. Needs the pinned helm from scripts/install-helm.sh (built on first use with Go; fails loudly without).
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { parse as parseYaml } from 'yaml'
-import { chartDir, helmBinary, helmLint, helmTemplate, helmTemplateRaw, type Manifest } from '../helpers/helm.js'
+import { chartDir, helmBinary, helmLint, helmTemplate, helmTemplateRaw, type HelmTemplateOptions, type Manifest } from '../helpers/helm.js'
 
 const NS = 'nim-system'
 const RELEASE = 'nim'
 const FULLNAME = 'nim-nim-admission'
+const RENEW = `${FULLNAME}-certs-renew`
+const UNINSTALL = `${FULLNAME}-uninstall`
 const TLS_SECRET = `${FULLNAME}-tls`
 const CA_SECRET = `${TLS_SECRET}-ca`
 /** Both webhook configurations are named after the release: `certs inject --webhook NAME` updates both kinds. */
@@ -47,6 +50,7 @@ interface Container {
   ports?: { name: string; containerPort: number }[]
   securityContext?: Obj
   resources?: { requests?: Obj; limits?: Obj }
+  env?: Obj[]
   livenessProbe?: Obj
   readinessProbe?: Obj
   volumeMounts?: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[]
@@ -189,20 +193,31 @@ describe('helm chart charts/nim-admission', () => {
       server = pod.containers[0] as Container
     })
 
-    it('renders exactly the webhook, its certificate hooks and nothing optional', () => {
+    it('renders the webhook, its certificate hooks, the renewal, the uninstall hook and the NetworkPolicy; no monitoring without its CRDs', () => {
       assert.deepEqual(kinds(manifests), [
         `ClusterRole/${NS}-${FULLNAME}-certs`,
+        `ClusterRole/${NS}-${RENEW}`,
+        `ClusterRole/${NS}-${UNINSTALL}`,
         `ClusterRoleBinding/${NS}-${FULLNAME}-certs`,
+        `ClusterRoleBinding/${NS}-${RENEW}`,
+        `ClusterRoleBinding/${NS}-${UNINSTALL}`,
+        `CronJob/${RENEW}`,
         `Deployment/${FULLNAME}`,
         `Job/${FULLNAME}-certs`,
         `Job/${FULLNAME}-certs-inject`,
+        `Job/${UNINSTALL}`,
         `MutatingWebhookConfiguration/${WEBHOOK_CONFIG}`,
+        `NetworkPolicy/${FULLNAME}`,
         `PodDisruptionBudget/${FULLNAME}`,
         `Role/${FULLNAME}-certs`,
+        `Role/${RENEW}`,
         `RoleBinding/${FULLNAME}-certs`,
+        `RoleBinding/${RENEW}`,
         `Service/${FULLNAME}`,
         `ServiceAccount/${FULLNAME}`,
         `ServiceAccount/${FULLNAME}-certs`,
+        `ServiceAccount/${RENEW}`,
+        `ServiceAccount/${UNINSTALL}`,
         `ValidatingWebhookConfiguration/${WEBHOOK_CONFIG}`
       ])
     })
@@ -292,10 +307,10 @@ describe('helm chart charts/nim-admission', () => {
     })
 
     for (const [kind, path, failurePolicy] of [
-      ['ValidatingWebhookConfiguration', '/validate', 'Fail'],
-      ['MutatingWebhookConfiguration', '/mutate', 'Fail']
+      ['ValidatingWebhookConfiguration', '/validate', 'Ignore'],
+      ['MutatingWebhookConfiguration', '/mutate', 'Ignore']
     ] as const) {
-      it(`${kind}: only apps.nvidia.com nimservices CREATE+UPDATE, sideEffects None, v1, 5 s, ${failurePolicy}`, () => {
+      it(`${kind}: only apps.nvidia.com nimservices CREATE+UPDATE, sideEffects None, v1, 5 s, ${failurePolicy} until armed`, () => {
         const config = one(manifests, kind)
         const webhooks = config.webhooks as Obj[]
         assert.equal(webhooks.length, 1)
@@ -312,7 +327,8 @@ describe('helm chart charts/nim-admission', () => {
         assert.equal(hook.sideEffects, 'None')
         assert.deepEqual(hook.admissionReviewVersions, ['v1'])
         assert.equal(hook.timeoutSeconds, 5)
-        assert.equal(hook.failurePolicy, failurePolicy)
+        assert.equal(hook.failurePolicy, failurePolicy, 'configured Fail, created Ignore: the inject Job arms it')
+        assert.equal(config.metadata.labels?.['nim-admission.io/release-namespace'], NS)
         assert.equal(dig(hook, 'clientConfig.service.path'), path)
         assert.equal(dig(hook, 'clientConfig.caBundle'), undefined, 'selfSigned: caBundle is left to `certs inject`')
         assert.equal(hook.matchConditions, undefined)
@@ -348,10 +364,10 @@ describe('helm chart charts/nim-admission', () => {
         `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
         `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:update`
       ])
-      for (const m of [role, clusterRole, ...find(manifests, 'RoleBinding'), ...find(manifests, 'ClusterRoleBinding')]) {
+      for (const m of [role, clusterRole, one(manifests, 'RoleBinding', `${FULLNAME}-certs`), one(manifests, 'ClusterRoleBinding', `${NS}-${FULLNAME}-certs`)]) {
         assert.match(m.metadata.annotations?.['helm.sh/hook'] ?? '', /pre-install.*post-install/, `${m.kind} exists only while hooks run`)
       }
-      assert.deepEqual(dig(one(manifests, 'ClusterRoleBinding'), 'subjects'), [
+      assert.deepEqual(dig(one(manifests, 'ClusterRoleBinding', `${NS}-${FULLNAME}-certs`), 'subjects'), [
         { kind: 'ServiceAccount', name: `${FULLNAME}-certs`, namespace: NS }
       ])
     })
@@ -360,7 +376,7 @@ describe('helm chart charts/nim-admission', () => {
       const generate = one(manifests, 'Job', `${FULLNAME}-certs`)
       const inject = one(manifests, 'Job', `${FULLNAME}-certs-inject`)
       assert.equal(generate.metadata.annotations?.['helm.sh/hook'], 'pre-install,pre-upgrade')
-      assert.equal(inject.metadata.annotations?.['helm.sh/hook'], 'post-install,post-upgrade')
+      assert.equal(inject.metadata.annotations?.['helm.sh/hook'], 'post-install,post-upgrade,post-rollback')
       for (const job of [generate, inject]) {
         assertRestricted(job)
         assert.equal(podSpec(job).serviceAccountName, `${FULLNAME}-certs`)
@@ -372,12 +388,73 @@ describe('helm chart charts/nim-admission', () => {
       assert.equal(argValue(genArgs, '--secret'), TLS_SECRET)
       assert.equal(argValue(genArgs, '--ca-days'), '3650')
       assert.equal(argValue(genArgs, '--days'), '365')
+      assert.equal(argValue(genArgs, '--renew-before'), '60d')
       assert.equal(podSpec(generate).initContainers, undefined, 'nothing to inject into before the first install')
       const injArgs = podSpec(inject).containers[0]?.args ?? []
       assert.deepEqual(injArgs.slice(0, 2), ['certs', 'inject'])
       assert.deepEqual(argValues(injArgs, '--webhook'), [WEBHOOK_CONFIG])
       assert.equal(argValue(injArgs, '--secret'), TLS_SECRET)
       assert.equal(argValue(injArgs, '--secret-namespace'), NS)
+      assert.equal(argValue(injArgs, '--failure-policy'), 'validating=Fail,mutating=Fail', 'arms both webhooks as configured')
+    })
+
+    it('renews the certificates with a daily CronJob running generate, then inject, as a ServiceAccount of its own', () => {
+      const cron = one(manifests, 'CronJob', RENEW)
+      assert.equal(dig(cron, 'spec.schedule'), '23 3 * * *')
+      assert.equal(dig(cron, 'spec.concurrencyPolicy'), 'Forbid')
+      assert.equal(cron.metadata.annotations?.['helm.sh/hook'], undefined, 'a regular resource, not a hook')
+      const job = { kind: 'Job', metadata: { name: RENEW }, spec: dig(cron, 'spec.jobTemplate.spec') } as unknown as Manifest
+      assertRestricted(job)
+      const spec = podSpec(job)
+      assert.equal(spec.serviceAccountName, RENEW)
+      // The same arguments as the install's hook Jobs: the same Secrets, the same renewal rule, the same arming.
+      const hookGenerate = podSpec(one(manifests, 'Job', `${FULLNAME}-certs`)).containers[0]?.args
+      const hookInject = podSpec(one(manifests, 'Job', `${FULLNAME}-certs-inject`)).containers[0]?.args
+      assert.deepEqual(spec.initContainers?.map((c) => c.args), [hookGenerate])
+      assert.deepEqual(spec.containers.map((c) => c.args), [hookInject])
+      assert.ok(hookGenerate?.includes('--renew-before'))
+      assert.ok(hookInject?.includes('--failure-policy'))
+    })
+
+    it('gives the renewal ServiceAccount read and update of the two Secrets and the two configurations, nothing more', () => {
+      assert.deepEqual(permissions(one(manifests, 'Role', RENEW)), [
+        `/secrets[${CA_SECRET}]:get`,
+        `/secrets[${CA_SECRET}]:update`,
+        `/secrets[${TLS_SECRET}]:get`,
+        `/secrets[${TLS_SECRET}]:update`
+      ])
+      assert.deepEqual(permissions(one(manifests, 'ClusterRole', `${NS}-${RENEW}`)), [
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:update`,
+        `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
+        `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:update`
+      ])
+      for (const binding of [one(manifests, 'RoleBinding', RENEW), one(manifests, 'ClusterRoleBinding', `${NS}-${RENEW}`)]) {
+        assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: RENEW, namespace: NS }])
+        assert.equal(binding.metadata.annotations?.['helm.sh/hook'], undefined, 'the CronJob needs it between releases')
+      }
+    })
+
+    it('deletes both webhook configurations in a pre-delete hook, with RBAC that only lives for the hook', () => {
+      const job = one(manifests, 'Job', UNINSTALL)
+      assert.equal(job.metadata.annotations?.['helm.sh/hook'], 'pre-delete')
+      assertRestricted(job)
+      const spec = podSpec(job)
+      assert.equal(spec.serviceAccountName, UNINSTALL)
+      assert.deepEqual(spec.containers[0]?.args, ['certs', 'uninstall', '--webhook', WEBHOOK_CONFIG])
+      const role = one(manifests, 'ClusterRole', `${NS}-${UNINSTALL}`)
+      assert.deepEqual(permissions(role), [
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:delete`,
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
+        `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:delete`,
+        `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`
+      ])
+      const binding = one(manifests, 'ClusterRoleBinding', `${NS}-${UNINSTALL}`)
+      assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: UNINSTALL, namespace: NS }])
+      for (const m of [role, binding, one(manifests, 'ServiceAccount', UNINSTALL)]) {
+        assert.equal(m.metadata.annotations?.['helm.sh/hook'], 'pre-delete', `${m.kind} exists only for the hook`)
+        assert.ok(Number(m.metadata.annotations?.['helm.sh/hook-weight']) < Number(job.metadata.annotations?.['helm.sh/hook-weight']), `${m.kind} is created before the Job`)
+      }
     })
   })
 
@@ -385,7 +462,7 @@ describe('helm chart charts/nim-admission', () => {
     const manifests = await helmTemplate({ webhook: { mutating: { enabled: false } } })
     assert.deepEqual(find(manifests, 'MutatingWebhookConfiguration'), [])
     // `certs inject` reads both kinds of the name and skips the missing one (404), so it may read but not write it.
-    assert.deepEqual(permissions(one(manifests, 'ClusterRole')), [
+    assert.deepEqual(permissions(one(manifests, 'ClusterRole', `${NS}-${FULLNAME}-certs`)), [
       `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
       `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
       `admissionregistration.k8s.io/validatingwebhookconfigurations[${WEBHOOK_CONFIG}]:update`
@@ -399,6 +476,7 @@ describe('helm chart charts/nim-admission', () => {
       if (['Service', 'Job', 'Deployment'].includes(m.kind)) {
         assert.ok(m.metadata.name.length <= 63, `${m.kind} ${m.metadata.name} is ${m.metadata.name.length} characters`)
       }
+      if (m.kind === 'CronJob') assert.ok(m.metadata.name.length <= 52, `CronJob ${m.metadata.name} is ${m.metadata.name.length} characters (its Jobs add 11)`)
       for (const [k, v] of Object.entries({ ...m.metadata.labels, ...(dig(m, 'spec.template.metadata.labels') as object) })) {
         assert.ok(String(v).length <= 63, `label ${k} of ${m.kind} ${m.metadata.name} is too long`)
       }
@@ -449,6 +527,59 @@ describe('helm chart charts/nim-admission', () => {
       assert.deepEqual(hook.matchConditions, matchConditions)
     }
     assert.equal(mutating.reinvocationPolicy, 'Never')
+    assert.equal(argValue(podSpec(one(manifests, 'Job', `${FULLNAME}-certs-inject`)).containers[0]?.args ?? [], '--failure-policy'), 'validating=Ignore,mutating=Ignore')
+  })
+
+  it('arms each webhook with its own configured policy', async () => {
+    const manifests = await helmTemplate({ webhook: { mutating: { failurePolicy: 'Ignore' } } })
+    assert.equal(argValue(podSpec(one(manifests, 'Job', `${FULLNAME}-certs-inject`)).containers[0]?.args ?? [], '--failure-policy'), 'validating=Fail,mutating=Ignore')
+    const cron = one(manifests, 'CronJob', RENEW)
+    const cronArgs = (dig(cron, 'spec.jobTemplate.spec.template.spec.containers.0.args') as string[])
+    assert.equal(argValue(cronArgs, '--failure-policy'), 'validating=Fail,mutating=Ignore')
+  })
+
+  describe('an install whose certificate Jobs fail leaves no Fail webhook configuration pointing at nothing', () => {
+    // What the cluster holds when the post-install Job never succeeded: the regular resources, no hook ran (and the
+    // apiserver defaults an absent failurePolicy to Fail, so absent counts as Fail).
+    const armable = (hook: Obj): boolean => typeof dig(hook, 'clientConfig.caBundle') === 'string' && dig(hook, 'clientConfig.caBundle') !== ''
+    const cases: [string, object, HelmTemplateOptions?][] = [
+      ['selfSigned (defaults)', {}],
+      ['selfSigned on upgrade (lookup reads nothing)', {}, { isUpgrade: true }],
+      ['selfSigned without the renewal CronJob', { certificates: { selfSigned: { renewal: { enabled: false } } } }],
+      ['certManager', modes.certManager],
+      ['certManager with an existing ClusterIssuer', { certificates: { mode: 'certManager', certManager: { issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } } } }],
+      ['existingSecret without a caBundle', { certificates: { mode: 'existingSecret', existingSecret: { name: 'my-tls' } } }],
+      ['existingSecret with a caBundle', modes.existingSecret],
+      ['only the validating webhook', { webhook: { mutating: { enabled: false } } }]
+    ]
+    for (const [name, values, opts] of cases) {
+      it(name, async () => {
+        const manifests = await helmTemplate(values, opts)
+        const regular = manifests.filter((m) => m.metadata.annotations?.['helm.sh/hook'] === undefined)
+        const configs = [...find(regular, 'ValidatingWebhookConfiguration'), ...find(regular, 'MutatingWebhookConfiguration')]
+        assert.ok(configs.length > 0)
+        for (const config of configs) {
+          for (const hook of config.webhooks as Obj[]) {
+            const policy = hook.failurePolicy ?? 'Fail'
+            assert.ok(policy === 'Ignore' || armable(hook), `${config.kind} ${String(hook.name)} is ${String(policy)} with no caBundle`)
+          }
+        }
+        // And whenever a configuration is created Ignore in place of a configured Fail, a hook Job is there to arm it.
+        const unarmed = configs.some((c) => (c.webhooks as Obj[]).some((h) => h.failurePolicy === 'Ignore'))
+        if (unarmed) {
+          const arming = find(manifests, 'Job', `${FULLNAME}-certs-inject`)
+          assert.equal(arming.length, 1, 'an arming Job')
+          assert.match(arming[0]?.metadata.annotations?.['helm.sh/hook'] ?? '', /post-install/)
+          assert.ok((podSpec(arming[0] as Manifest).containers[0]?.args ?? []).includes('--failure-policy'))
+        }
+      })
+    }
+
+    it('the webhook pods still need the certificate: only the webhook configurations are softened', async () => {
+      const manifests = await helmTemplate({})
+      const volume = podSpec(one(manifests, 'Deployment', FULLNAME)).volumes?.find((v) => v.name === 'certs')
+      assert.equal(dig(volume, 'secret.optional'), undefined)
+    })
   })
 
   describe('certificates.mode certManager', () => {
@@ -484,10 +615,21 @@ describe('helm chart charts/nim-admission', () => {
       }
     })
 
-    it('renders no certificate Job and no RBAC', () => {
-      for (const kind of ['Job', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']) {
-        assert.deepEqual(find(manifests, kind), [], kind)
-      }
+    it('renders only the arming Job, which waits for the cainjector and may touch no Secret', () => {
+      const certs = manifests.filter((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'certs' && !['Issuer', 'Certificate'].includes(m.kind))
+      assert.deepEqual(kinds(certs), [
+        `ClusterRole/${NS}-${FULLNAME}-certs`,
+        `ClusterRoleBinding/${NS}-${FULLNAME}-certs`,
+        `Job/${FULLNAME}-certs-inject`,
+        `ServiceAccount/${FULLNAME}-certs`
+      ])
+      const job = one(manifests, 'Job', `${FULLNAME}-certs-inject`)
+      assert.equal(job.metadata.annotations?.['helm.sh/hook'], 'post-install,post-upgrade,post-rollback')
+      const args = podSpec(job).containers[0]?.args ?? []
+      assert.deepEqual(args, ['certs', 'inject', '--webhook', WEBHOOK_CONFIG, '--wait', '300s', '--failure-policy', 'validating=Fail,mutating=Fail'])
+      assert.ok((dig(job, 'spec.activeDeadlineSeconds') as number) > 300, 'the Job outlives its wait')
+      assert.deepEqual(find(manifests, 'CronJob'), [], 'cert-manager renews')
+      assert.deepEqual(find(manifests, 'Role'), [])
     })
 
     it('uses a given issuerRef instead of creating the CA chain', async () => {
@@ -513,7 +655,20 @@ describe('helm chart charts/nim-admission', () => {
         assert.equal(dig(config, 'webhooks.0.clientConfig.caBundle'), 'Q0EK')
         assert.equal(config.metadata.annotations, undefined)
       }
-      for (const kind of ['Job', 'Role', 'ClusterRole', 'Issuer', 'Certificate']) assert.deepEqual(find(manifests, kind), [], kind)
+      for (const kind of ['Role', 'Issuer', 'Certificate', 'CronJob']) assert.deepEqual(find(manifests, kind), [], kind)
+      // The caBundle is in the manifest, so the configured policy is rendered as is and nothing needs arming.
+      assert.deepEqual(kinds(find(manifests, 'Job')), [`Job/${UNINSTALL}`])
+      for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
+        assert.equal(dig(one(manifests, kind), 'webhooks.0.failurePolicy'), 'Fail')
+      }
+    })
+
+    it('without a caBundle, creates the webhooks Ignore and arms them once a caBundle is there', async () => {
+      const manifests = await helmTemplate({ certificates: { mode: 'existingSecret', existingSecret: { name: 'my-tls' } } })
+      for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
+        assert.equal(dig(one(manifests, kind), 'webhooks.0.failurePolicy'), 'Ignore')
+      }
+      assert.equal(argValue(podSpec(one(manifests, 'Job', `${FULLNAME}-certs-inject`)).containers[0]?.args ?? [], '--wait'), '300s')
     })
 
     it('refuses to render without the Secret name', async () => {
@@ -568,34 +723,41 @@ describe('helm chart charts/nim-admission', () => {
       assert.ok(rulesByAlert.has('NimAdmissionDown'))
     })
 
-    it('NetworkPolicy admits traffic only to the webhook port, and to metrics from the monitoring namespace', () => {
+    it('NetworkPolicy admits traffic only to the webhook port (from anywhere: the apiserver is unknown), and to metrics from cluster pods', () => {
       const policy = one(manifests, 'NetworkPolicy')
       assert.ok(selects(dig(policy, 'spec.podSelector.matchLabels') as Record<string, string>, podLabels(one(manifests, 'Deployment', FULLNAME))))
       assert.deepEqual(dig(policy, 'spec.policyTypes'), ['Ingress'])
       const ingress = dig(policy, 'spec.ingress') as { ports: { port: string }[]; from?: Obj[] }[]
       assert.deepEqual(ingress.map((r) => r.ports.map((p) => p.port)), [['webhook'], ['metrics']])
-      assert.deepEqual(ingress[1]?.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }])
+      assert.equal(ingress[0]?.from, undefined)
+      assert.deepEqual(ingress[1]?.from, [{ namespaceSelector: {} }])
     })
 
-    it('the applier runs `apply --leader-elect` with its own ServiceAccount and exactly the RBAC it needs', () => {
+    it('the applier runs `apply --mode verify --leader-elect` with its own ServiceAccount and read-only RBAC', () => {
       const applier = one(manifests, 'Deployment', `${FULLNAME}-applier`)
       const spec = podSpec(applier)
       assert.equal(spec.serviceAccountName, `${FULLNAME}-applier`)
       const args = spec.containers[0]?.args ?? []
       assert.equal(args[0], 'apply')
+      assert.equal(argValue(args, '--mode'), 'verify')
+      assert.equal(argValue(args, '--webhook-configuration'), WEBHOOK_CONFIG)
+      assert.ok(!args.includes('--take-over'))
       assert.ok(args.includes('--leader-elect'))
       assert.equal(argValue(args, '--metrics-port'), '9091')
       assert.deepEqual(permissions(one(manifests, 'ClusterRole', `${NS}-${FULLNAME}-applier`)), [
         '/events[*any*]:create',
         '/events[*any*]:patch',
+        '/namespaces[*any*]:get',
+        '/namespaces[*any*]:list',
+        '/namespaces[*any*]:watch',
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:list`,
+        `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:watch`,
         'apps.nvidia.com/nimservices[*any*]:get',
         'apps.nvidia.com/nimservices[*any*]:list',
         'apps.nvidia.com/nimservices[*any*]:watch',
-        'autoscaling/horizontalpodautoscalers[*any*]:create',
-        'autoscaling/horizontalpodautoscalers[*any*]:delete',
         'autoscaling/horizontalpodautoscalers[*any*]:get',
         'autoscaling/horizontalpodautoscalers[*any*]:list',
-        'autoscaling/horizontalpodautoscalers[*any*]:patch',
         'autoscaling/horizontalpodautoscalers[*any*]:watch'
       ])
       const lease = one(manifests, 'Role', `${FULLNAME}-applier-leader-election`)
@@ -610,15 +772,83 @@ describe('helm chart charts/nim-admission', () => {
     })
   })
 
-  it('the applier limited to namespaces gets a Role in each and no ClusterRole', async () => {
+  it('the applier in write mode may also write HPAs and set owner references that block deletion', async () => {
+    const manifests = await helmTemplate({ applier: { enabled: true, mode: 'write' } })
+    const args = podSpec(one(manifests, 'Deployment', `${FULLNAME}-applier`)).containers[0]?.args ?? []
+    assert.equal(argValue(args, '--mode'), 'write')
+    const granted = permissions(one(manifests, 'ClusterRole', `${NS}-${FULLNAME}-applier`))
+    for (const verb of ['create', 'update', 'patch', 'delete']) assert.ok(granted.includes(`autoscaling/horizontalpodautoscalers[*any*]:${verb}`), verb)
+    assert.ok(granted.includes('apps.nvidia.com/nimservices/finalizers[*any*]:update'), 'OwnerReferencesPermissionEnforcement')
+    assert.ok(!granted.some((p) => p.startsWith('apps.nvidia.com/nimservices[') && !/:(get|list|watch)$/.test(p)), 'never writes NIMServices')
+  })
+
+  it('refuses an unknown applier mode and the removed takeOver value', async () => {
+    const mode = await helmTemplateRaw({ applier: { enabled: true, mode: 'takeover' } })
+    assert.match(mode.stderr, /\/applier\/mode': value must be one of 'verify', 'write'/)
+    const takeOver = await helmTemplateRaw({ applier: { enabled: true, takeOver: true } })
+    assert.match(takeOver.stderr, /additional properties 'takeOver' not allowed/)
+  })
+
+  it('the applier limited to namespaces gets a Role in each, and a ClusterRole only for namespaces and its webhook configuration', async () => {
     const manifests = await helmTemplate({ applier: { enabled: true, namespaces: ['team-a', 'team-b'], leaderElect: false } })
     const roles = find(manifests, 'Role', `${FULLNAME}-applier`)
     assert.deepEqual(roles.map((r) => r.metadata.namespace), ['team-a', 'team-b'])
-    assert.deepEqual(find(manifests, 'ClusterRole').map((r) => r.metadata.name), [`${NS}-${FULLNAME}-certs`])
+    assert.ok(permissions(roles[0] as Manifest).includes('autoscaling/horizontalpodautoscalers[*any*]:watch'))
+    assert.deepEqual(permissions(one(manifests, 'ClusterRole', `${NS}-${FULLNAME}-applier`)), [
+      '/namespaces[*any*]:get',
+      '/namespaces[*any*]:list',
+      '/namespaces[*any*]:watch',
+      `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
+      `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:list`,
+      `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:watch`
+    ])
     assert.deepEqual(find(manifests, 'Role', `${FULLNAME}-applier-leader-election`), [])
     const args = podSpec(one(manifests, 'Deployment', `${FULLNAME}-applier`)).containers[0]?.args ?? []
     assert.deepEqual(argValues(args, '--namespace'), ['team-a', 'team-b'])
     assert.ok(!args.includes('--leader-elect'))
+  })
+
+  describe('defaults that depend on the cluster', () => {
+    const monitoringApis = ['--api-versions', 'monitoring.coreos.com/v1/PrometheusRule', '--api-versions', 'monitoring.coreos.com/v1/ServiceMonitor']
+
+    it('renders the PrometheusRule, certificate-expiry alert included, and the ServiceMonitor wherever the cluster serves them', async () => {
+      const manifests = await helmTemplate({}, { extraArgs: monitoringApis })
+      const rule = one(manifests, 'PrometheusRule')
+      const alerts = (dig(rule, 'spec.groups.0.rules') as { alert: string }[]).map((r) => r.alert)
+      assert.ok(alerts.includes('NimAdmissionCertificateExpiringSoon'))
+      one(manifests, 'ServiceMonitor')
+    })
+
+    it('renders neither without the monitoring.coreos.com CRDs, and false turns them off where the CRDs exist', async () => {
+      const without = await helmTemplate({})
+      assert.deepEqual([...find(without, 'PrometheusRule'), ...find(without, 'ServiceMonitor')], [])
+      const off = await helmTemplate({ metrics: { prometheusRule: { enabled: false }, serviceMonitor: { enabled: false } } }, { extraArgs: monitoringApis })
+      assert.deepEqual([...find(off, 'PrometheusRule'), ...find(off, 'ServiceMonitor')], [])
+    })
+
+    it('the install notes say when nothing alerts on certificate expiry and when the webhook port is open to all', async () => {
+      const rendered = await runNotes({})
+      assert.match(rendered, /nothing alerts on certificate expiry/)
+      assert.match(rendered, /the webhook port accepts any source/)
+      assert.match(rendered, new RegExp(`kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration -l app.kubernetes.io/part-of=nim-admission,nim-admission.io/release-namespace=${NS},app.kubernetes.io/instance=${RELEASE}`))
+      const quiet = await runNotes({ networkPolicy: { apiserverCIDRs: ['10.0.0.0/28'] } }, monitoringApis)
+      assert.doesNotMatch(quiet, /nothing alerts|accepts any source/)
+    })
+
+    it('admits only apiserverCIDRs and webhookFrom to the webhook port when they are given', async () => {
+      const webhookFrom = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'konnectivity' } } }]
+      const manifests = await helmTemplate({ networkPolicy: { apiserverCIDRs: ['10.0.0.0/28', 'fd00::/120'], webhookFrom } })
+      const ingress = dig(one(manifests, 'NetworkPolicy'), 'spec.ingress') as { ports: { port: string }[]; from?: Obj[] }[]
+      assert.deepEqual(ingress[0]?.ports.map((p) => p.port), ['webhook'])
+      assert.deepEqual(ingress[0]?.from, [{ ipBlock: { cidr: '10.0.0.0/28' } }, { ipBlock: { cidr: 'fd00::/120' } }, ...webhookFrom])
+      const refused = await helmTemplateRaw({ networkPolicy: { apiserverCIDRs: ['10.0.0.1'] } })
+      assert.match(refused.stderr, /apiserverCIDRs\/0': '10\.0\.0\.1' does not match pattern/)
+    })
+
+    it('keeps the webhook memory limit at 256Mi', async () => {
+      const server = podSpec(one(await helmTemplate({}), 'Deployment', FULLNAME)).containers[0] as Container
+      assert.equal(server.resources?.limits?.memory, '256Mi')
+    })
   })
 
   describe('values.schema.json refuses bad values', () => {
@@ -675,6 +905,25 @@ describe('helm chart charts/nim-admission', () => {
     assert.deepEqual(missing, [], 'values missing from the README table')
   })
 })
+
+/**
+ * The rendered NOTES.txt. `helm template` never renders it and `helm install --dry-run` needs a cluster, so a copy of
+ * the chart renders it through `tpl` into a ConfigMap.
+ */
+async function runNotes (values: object, extraArgs: string[] = []): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'nim-admission-notes-'))
+  try {
+    const chart = join(dir, 'nim-admission')
+    await cp(chartDir, chart, { recursive: true })
+    await cp(join(chart, 'templates', 'NOTES.txt'), join(chart, 'notes-probe.txt'))
+    await writeFile(join(chart, 'templates', 'notes-probe.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get "notes-probe.txt") . | quote }}\n')
+    const probe = one(await helmTemplate(values, { chart, extraArgs: [...extraArgs, '--show-only', 'templates/notes-probe.yaml'] }), 'ConfigMap')
+    return String(dig(probe, 'data.notes'))
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
 
 /** Values that are Kubernetes objects passed through whole; the README documents them as one row. */
 function isKubernetesObject(path: string): boolean {

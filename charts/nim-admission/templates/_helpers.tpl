@@ -180,50 +180,188 @@ caBundle: {{ $root.Values.certificates.existingSecret.caBundle }}
 {{- end }}
 {{- end }}
 
-{{/* A container of the certificate hook Jobs: (list $ "generate") or (list $ "inject"). */}}
-{{- define "nim-admission.certsContainer" -}}
+{{- define "nim-admission.renewName" -}}
+{{- /* A CronJob name is limited to 52 characters: its Jobs add an 11-character suffix. */}}
+{{- printf "%s-certs-renew" (include "nim-admission.fullname" . | trunc 40 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "nim-admission.uninstallName" -}}
+{{- printf "%s-uninstall" (include "nim-admission.fullname" .) }}
+{{- end }}
+
+{{/* "true" when the chart writes caBundle itself (existingSecret with a caBundle): the policy is rendered as configured. */}}
+{{- define "nim-admission.caBundleRendered" -}}
+{{- if and (eq .Values.certificates.mode "existingSecret") .Values.certificates.existingSecret.caBundle }}true{{ end }}
+{{- end }}
+
+{{/* "true" when a post-install Job must arm failurePolicy: an enabled webhook is configured Fail and caBundle comes later. */}}
+{{- define "nim-admission.needsArming" -}}
+{{- $v := .Values.webhook }}
+{{- if and (not (include "nim-admission.caBundleRendered" .)) (or (and $v.validating.enabled (eq $v.validating.failurePolicy "Fail")) (and $v.mutating.enabled (eq $v.mutating.failurePolicy "Fail"))) }}true{{ end }}
+{{- end }}
+
+{{/* The `certs inject --failure-policy` value: validating=P,mutating=P for the enabled webhooks. */}}
+{{- define "nim-admission.failurePolicyArg" -}}
+{{- $parts := list }}
+{{- if .Values.webhook.validating.enabled }}{{ $parts = append $parts (printf "validating=%s" .Values.webhook.validating.failurePolicy) }}{{ end }}
+{{- if .Values.webhook.mutating.enabled }}{{ $parts = append $parts (printf "mutating=%s" .Values.webhook.mutating.failurePolicy) }}{{ end }}
+{{- join "," $parts }}
+{{- end }}
+
+{{/*
+The failurePolicy a webhook entry is rendered with: (list $ kind webhookName configuredPolicy).
+A configured Fail is rendered as Ignore, so that nothing refuses NIMService writes before a serving certificate and
+its caBundle exist; a Job arms it (`certs inject --failure-policy`) once they do. On upgrade an entry that is already
+armed (Fail with a caBundle, read with `lookup`) keeps Fail: the three-way merge would otherwise reset it to Ignore
+until the post-upgrade Job re-arms it. Where lookup reads nothing (`helm template`, GitOps tools) it renders Ignore,
+and the post-install/post-upgrade Job and the renewal CronJob arm it.
+*/}}
+{{- define "nim-admission.renderedFailurePolicy" -}}
 {{- $root := index . 0 }}
-{{- $cmd := index . 1 }}
-{{- $secret := include "nim-admission.tlsSecretName" $root }}
-{{- $cfg := $root.Values.certificates.selfSigned -}}
-image: {{ include "nim-admission.image" $root }}
-imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-args:
-  - certs
-  - {{ $cmd }}
-{{- if eq $cmd "generate" }}
-  - --service
-  - {{ include "nim-admission.fullname" $root }}
-  - --namespace
-  - {{ $root.Release.Namespace }}
-  - --secret
-  - {{ $secret }}
-  - --ca-days
-  - {{ int $cfg.caDays | quote }}
-  - --days
-  - {{ int $cfg.days | quote }}
-{{- with $cfg.renewBefore }}
-  - --renew-before
-  - {{ . | quote }}
-{{- end }}
+{{- $kind := index . 1 }}
+{{- $hook := index . 2 }}
+{{- $configured := index . 3 }}
+{{- if or (eq $configured "Ignore") (include "nim-admission.caBundleRendered" $root) }}
+{{- $configured }}
 {{- else }}
-  - --webhook
-  - {{ include "nim-admission.webhookConfigName" $root }}
-  - --secret
-  - {{ $secret }}
-  - --secret-namespace
-  - {{ $root.Release.Namespace }}
+{{- $armed := false }}
+{{- $live := lookup "admissionregistration.k8s.io/v1" $kind "" (include "nim-admission.webhookConfigName" $root) }}
+{{- range (get $live "webhooks" | default list) }}
+{{- if and (eq (toString .name) $hook) (eq (toString .failurePolicy) "Fail") .clientConfig .clientConfig.caBundle }}
+{{- $armed = true }}
 {{- end }}
-env:
-  - name: POD_NAMESPACE
-    valueFrom:
-      fieldRef:
-        fieldPath: metadata.namespace
-resources:
-  {{- toYaml $cfg.resources | nindent 2 }}
+{{- end }}
+{{- ternary "Fail" "Ignore" $armed }}
+{{- end }}
+{{- end }}
+
+{{/* `certs generate` arguments for the chart's certificate Secrets. */}}
+{{- define "nim-admission.generateArgs" -}}
+{{- $cfg := .Values.certificates.selfSigned }}
+- certs
+- generate
+- --service
+- {{ include "nim-admission.fullname" . }}
+- --namespace
+- {{ .Release.Namespace }}
+- --secret
+- {{ include "nim-admission.tlsSecretName" . }}
+- --ca-days
+- {{ int $cfg.caDays | quote }}
+- --days
+- {{ int $cfg.days | quote }}
+{{- with $cfg.renewBefore }}
+- --renew-before
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+`certs inject` arguments: (list $ arm). selfSigned injects ca.crt from the serving Secret; the other modes only arm
+(cert-manager's cainjector, or you, write caBundle) and wait for it. With arm, failurePolicy is set as configured.
+*/}}
+{{- define "nim-admission.injectArgs" -}}
+{{- $root := index . 0 }}
+{{- $arm := index . 1 }}
+- certs
+- inject
+- --webhook
+- {{ include "nim-admission.webhookConfigName" $root }}
+{{- if eq $root.Values.certificates.mode "selfSigned" }}
+- --secret
+- {{ include "nim-admission.tlsSecretName" $root }}
+- --secret-namespace
+- {{ $root.Release.Namespace }}
+{{- else }}
+- --wait
+- {{ printf "%ds" (int $root.Values.certificates.caBundleWaitSeconds) }}
+{{- end }}
+{{- if $arm }}
+- --failure-policy
+- {{ include "nim-admission.failurePolicyArg" $root }}
+{{- end }}
+{{- end }}
+
+{{/* A container of the chart's Jobs: (list $ name argsYaml). */}}
+{{- define "nim-admission.jobContainer" -}}
+{{- $root := index . 0 }}
+{{- $cfg := $root.Values.jobs -}}
+- name: {{ index . 1 }}
+  image: {{ include "nim-admission.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  args:
+    {{- index . 2 | trim | nindent 4 }}
+  env:
+    - name: POD_NAMESPACE
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.namespace
+  resources:
+    {{- toYaml $cfg.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $root.Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+{{- end }}
+
+{{/*
+The pod spec of the chart's Jobs: (dict "root" $ "serviceAccount" NAME "init" CONTAINERS "containers" CONTAINERS),
+containers rendered by nim-admission.jobContainer; init may be empty.
+*/}}
+{{- define "nim-admission.jobPodSpec" -}}
+{{- $root := .root -}}
+serviceAccountName: {{ .serviceAccount }}
+automountServiceAccountToken: true
+enableServiceLinks: false
+restartPolicy: Never
+{{- with $root.Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 securityContext:
-  {{- toYaml $root.Values.securityContext | nindent 2 }}
-volumeMounts:
+  {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
+{{- with $root.Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $root.Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .init }}
+initContainers:
+  {{- . | trim | nindent 2 }}
+{{- end }}
+containers:
+  {{- .containers | trim | nindent 2 }}
+volumes:
   - name: tmp
-    mountPath: /tmp
+    emptyDir:
+      medium: Memory
+      sizeLimit: 16Mi
+{{- end }}
+
+{{/* Labels of a Job's pods: (list $ component). */}}
+{{- define "nim-admission.jobPodLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "nim-admission.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/*
+"true" when an optional Prometheus Operator object is rendered: (list $ enabledValue Kind). `auto` renders it when the
+cluster serves monitoring.coreos.com/v1 Kind (helm install/upgrade ask the apiserver; `helm template` needs
+`--api-versions monitoring.coreos.com/v1/Kind`), so the alerts are on wherever they can be.
+*/}}
+{{- define "nim-admission.monitoringEnabled" -}}
+{{- $root := index . 0 }}
+{{- $value := index . 1 }}
+{{- if eq (toString $value) "auto" }}
+{{- if $root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" (index . 2)) }}true{{ end }}
+{{- else if $value }}true{{ end }}
 {{- end }}
