@@ -56,3 +56,24 @@ export function limitConnectionsPerIp (server: Server, max: number, onRefused: (
   })
   return open
 }
+
+/**
+ * Closes a TLS connection that sends no request within `ms` of its handshake. Node's headersTimeout and
+ * requestTimeout start with a request's first byte, so a client that connects, shakes hands and stays
+ * silent would otherwise hold its slot until the process exits. Cleared once the first request arrives
+ * (from then on Node's request and keep-alive timeouts apply).
+ */
+export function closeSilentConnections (server: Server, ms: number, onClosed: () => void): void {
+  const waiting = new WeakSet<object>()
+  server.on('secureConnection', (socket: import('node:tls').TLSSocket) => {
+    waiting.add(socket)
+    socket.setTimeout(ms)
+    socket.once('timeout', () => { if (waiting.has(socket)) onClosed() })
+  })
+  server.on('request', (req: import('node:http').IncomingMessage) => {
+    const socket = req.socket
+    if (!waiting.has(socket)) return
+    waiting.delete(socket)
+    socket.setTimeout(0)
+  })
+}

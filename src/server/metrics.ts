@@ -51,7 +51,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
       labelNames: ['endpoint', 'reason'],
       registers: [registry]
     }),
-    connectionsRefused: new Counter({ name: 'nim_admission_connections_refused_total', help: 'Connections closed before any request: reason="per_ip_limit" (too many from one address) or "tls_handshake" (no finished TLS handshake in time, or a failed one).', labelNames: ['reason'], registers: [registry] }),
+    connectionsRefused: new Counter({ name: 'nim_admission_connections_refused_total', help: 'Connections closed before any request: reason="per_ip_limit" (too many from one address), "tls_handshake" (no finished TLS handshake in time, or a failed one) or "no_request" (no request within the request timeout of the handshake).', labelNames: ['reason'], registers: [registry] }),
     certExpiry: new Gauge({ name: 'nim_admission_certificate_expiry_seconds', help: 'Seconds until the certificate expires (serving, ca).', labelNames: ['cert'], registers: [registry] })
   }
 }

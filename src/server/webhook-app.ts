@@ -12,7 +12,7 @@ import { defaultOptions } from './options.js'
 import { BodyError, LargeBody, Slots, jsonBodyReader, parseJsonBytes } from './body.js'
 import { ReviewPool } from './review-pool.js'
 import { clip, headerOf, reviewLine, summarize, type ReviewHeader, type ReviewSummary } from './review-line.js'
-import { limitConnectionsPerIp } from './connections.js'
+import { closeSilentConnections, limitConnectionsPerIp } from './connections.js'
 
 export interface WebhookAppOptions {
   logger: Logger
@@ -93,7 +93,10 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
   if (opts.maxConnectionsPerIp !== undefined) {
     limitConnectionsPerIp(app.server, opts.maxConnectionsPerIp, () => metrics.connectionsRefused.inc({ reason: 'per_ip_limit' }))
   }
-  if (opts.https !== undefined) app.server.on('tlsClientError', () => metrics.connectionsRefused.inc({ reason: 'tls_handshake' }))
+  if (opts.https !== undefined) {
+    app.server.on('tlsClientError', () => metrics.connectionsRefused.inc({ reason: 'tls_handshake' }))
+    closeSilentConnections(app.server, opts.requestTimeoutMs, () => metrics.connectionsRefused.inc({ reason: 'no_request' }))
+  }
   // Slow clients: the whole request, headers included, must arrive within requestTimeout.
   app.server.headersTimeout = Math.min(opts.requestTimeoutMs, 60_000)
 
