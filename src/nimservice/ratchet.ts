@@ -9,7 +9,7 @@
 // for `required`, and for the rules that read several fields, all of them (maxReplicas against
 // minReplicas, replicas against scale.enabled, a metric as a whole). List items are correlated by index.
 import type { Cause } from './types.js'
-import { isObject, jsonEqual } from './json.js'
+import { isObject } from './json.js'
 
 /** The field paths (in the cause's notation) a rule reads, or undefined when the rule is never ratcheted. */
 type Scope = (field: string) => string[] | undefined
@@ -69,49 +69,99 @@ export interface Ratcheted {
 
 /**
  * Splits the causes of the new object into those the update introduced and those it inherited.
- * `oldCauses` are the old object's causes judged on their own (as a CREATE).
+ * `judgeOld` gives the old object's causes judged on its own (as a CREATE); it is called only when
+ * the spec changed: every cause is a function of the spec, so under an unchanged spec (a label, an
+ * annotation, a finalizer) each cause on it is one the old object had, found without judging it again.
  */
-export function ratchet (causes: readonly Cause[], oldCauses: readonly Cause[], object: unknown, oldObject: unknown): Ratcheted {
-  const had = new Set(oldCauses.map((c) => `${c.code}\u0000${c.field}`))
+export function ratchet (causes: readonly Cause[], judgeOld: () => readonly Cause[], object: unknown, oldObject: unknown): Ratcheted {
+  const same = new Sameness(object, oldObject)
+  const specSame = same.at(['spec'])
+  let had: Set<string> | undefined
   const denied: Cause[] = []
   const exempt: Cause[] = []
+  const keys = new Map<string, Key[] | undefined>()
   for (const c of causes) {
-    if (had.has(`${c.code}\u0000${c.field}`) && unchanged(c, object, oldObject)) exempt.push(c)
+    const onSpec = c.field === 'spec' || c.field.startsWith('spec.') || c.field.startsWith('spec[')
+    if (specSame && onSpec && SCOPES.has(c.code)) { exempt.push(c); continue }
+    had ??= new Set(judgeOld().map((o) => `${o.code} ${o.field}`))
+    if (had.has(`${c.code} ${c.field}`) && unchanged(c, object, same, keys)) exempt.push(c)
     else denied.push(c)
   }
   return { denied, exempt }
 }
 
-function unchanged (cause: Cause, object: unknown, oldObject: unknown): boolean {
+function unchanged (cause: Cause, object: unknown, same: Sameness, parsed: Map<string, Key[] | undefined>): boolean {
   const paths = SCOPES.get(cause.code)?.(cause.field)
   if (paths === undefined) return false
   for (const path of paths) {
-    const keys = parseField(path, object)
-    if (keys === undefined) return false
-    const [a, b] = [lookup(object, keys), lookup(oldObject, keys)]
-    if (a.found !== b.found || !jsonEqual(a.value, b.value)) return false
+    let keys = parsed.get(path)
+    if (keys === undefined && !parsed.has(path)) parsed.set(path, keys = parseField(path, object))
+    if (keys === undefined || !same.at(keys)) return false
   }
   return true
 }
 
 type Key = string | number
-interface Found { found: boolean, value: unknown }
 
-function lookup (root: unknown, keys: readonly Key[]): Found {
-  let cur = root
-  for (const k of keys) {
-    if (typeof k === 'number') {
-      if (!Array.isArray(cur) || k >= cur.length) return { found: false, value: undefined }
-      cur = cur[k]
-    } else {
-      if (!isObject(cur) || !Object.hasOwn(cur, k)) return { found: false, value: undefined }
-      cur = cur[k]
-    }
+const isContainer = (v: unknown): v is object => v !== null && typeof v === 'object'
+
+/**
+ * Which nodes of the new object deep-equal the node at the same path of the old one, found in one walk
+ * of both (linear), so that a hundred causes under one large changed node do not compare it a hundred
+ * times. Both bodies are at most MAX_DEPTH deep (checked before), so the walk recurses safely.
+ */
+class Sameness {
+  private readonly equal = new WeakMap<object, boolean>()
+
+  constructor (private readonly object: unknown, private readonly oldObject: unknown) {
+    this.walk(object, oldObject)
   }
-  return { found: true, value: cur }
+
+  /** Whether the value at `keys` is the same in both (absent from both counts as the same). */
+  at (keys: readonly Key[]): boolean {
+    let [a, b] = [this.object, this.oldObject]
+    for (const k of keys) {
+      if (isContainer(a) && this.equal.get(a) === true) return true
+      const [inA, inB] = [holds(a, k), holds(b, k)]
+      if (!inA || !inB) return inA === inB
+      a = (a as Record<Key, unknown>)[k]
+      b = (b as Record<Key, unknown>)[k]
+    }
+    return isContainer(a) ? this.equal.get(a) === true : a === b
+  }
+
+  // Walks only the nodes both objects have: below a node one of them lacks, at() stops on its own.
+  private walk (a: unknown, b: unknown): boolean {
+    if (!isContainer(a)) return a === b
+    let same = false
+    if (Array.isArray(a)) {
+      if (Array.isArray(b)) {
+        same = a.length === b.length
+        for (let i = 0; i < Math.min(a.length, b.length); i++) same = this.walk(a[i], b[i]) && same
+      }
+    } else if (isObject(b)) {
+      const keys = Object.keys(a)
+      same = keys.length === Object.keys(b).length
+      for (const k of keys) same = (Object.hasOwn(b, k) ? this.walk((a as Record<string, unknown>)[k], b[k]) : false) && same
+    }
+    // A node shared between two paths (never in parsed JSON) counts as the same only if it is at both.
+    this.equal.set(a, same && this.equal.get(a) !== false)
+    return same
+  }
 }
 
-const IDENT = /^[A-Za-z0-9_]+/
+function holds (v: unknown, k: Key): boolean {
+  if (typeof k === 'number') return Array.isArray(v) && k < v.length
+  return isObject(v) && Object.hasOwn(v, k)
+}
+
+const IDENT = /[A-Za-z0-9_]+/y
+const DIGITS = /^\d+$/
+
+function ident (field: string, at: number): string | undefined {
+  IDENT.lastIndex = at
+  return IDENT.exec(field)?.[0]
+}
 
 /**
  * A cause's field path back to keys: `spec.labels[app.kubernetes.io/name]`, `metrics[0]`. A bracket holds
@@ -119,34 +169,27 @@ const IDENT = /^[A-Za-z0-9_]+/
  * found in decides where such a key ends. An ambiguous path gives undefined: not ratcheted.
  */
 export function parseField (field: string, root: unknown): Key[] | undefined {
-  const keys: Key[] = []
-  let cur: unknown = root
-  let pos = 0
-  const first = IDENT.exec(field)
-  if (first === null) return undefined
-  keys.push(first[0])
-  cur = step(cur, first[0])
-  pos = first[0].length
+  const first = ident(field, 0)
+  if (first === undefined) return undefined
+  const keys: Key[] = [first]
+  let cur = step(root, first)
+  let pos = first.length
   while (pos < field.length) {
     if (field[pos] === '.') {
-      const m = IDENT.exec(field.slice(pos + 1))
-      if (m === null) return undefined
-      keys.push(m[0])
-      cur = step(cur, m[0])
-      pos += 1 + m[0].length
+      const name = ident(field, pos + 1)
+      if (name === undefined) return undefined
+      keys.push(name)
+      cur = step(cur, name)
+      pos += 1 + name.length
     } else if (field[pos] === '[') {
       const ends: number[] = []
       for (let j = field.indexOf(']', pos + 1); j !== -1; j = field.indexOf(']', j + 1)) {
         if (j + 1 === field.length || field[j + 1] === '.' || field[j + 1] === '[') ends.push(j)
       }
       let end: number | undefined
-      if (Array.isArray(cur)) {
-        end = ends.find((j) => /^\d+$/.test(field.slice(pos + 1, j)))
-      } else if (ends.length === 1) {
-        end = ends[0]
-      } else {
-        end = ends.find((j) => isObject(cur) && Object.hasOwn(cur, field.slice(pos + 1, j)))
-      }
+      if (Array.isArray(cur)) end = ends.find((j) => DIGITS.test(field.slice(pos + 1, j)))
+      else if (ends.length === 1) end = ends[0]
+      else end = ends.find((j) => isObject(cur) && Object.hasOwn(cur, field.slice(pos + 1, j)))
       if (end === undefined) return undefined
       const raw = field.slice(pos + 1, end)
       const key: Key = Array.isArray(cur) ? Number(raw) : raw

@@ -71,11 +71,11 @@ export function validateNIMService (input: ReviewInput): Verdict {
   let causes = allDenialCauses(input)
   let exempt: Cause[] = []
   if (causes.length > 0 && input.operation === 'UPDATE' && causes[0]?.code !== 'NIM004' && obj(input.oldObject) !== undefined) {
-    // Ratcheting: judge the old object on its own, only when the new one has something to deny.
-    const oldCauses = allDenialCauses({ operation: 'CREATE', object: input.oldObject })
-    ;({ denied: causes, exempt } = ratchet(causes, oldCauses, input.object, input.oldObject))
+    // Ratcheting, only when the new object has something to deny.
+    ;({ denied: causes, exempt } = ratchet(causes, () => allDenialCauses({ operation: 'CREATE', object: input.oldObject }), input.object, input.oldObject))
   }
   causes = causes.slice(0, MAX_CAUSES)
+  exempt = exempt.slice(0, MAX_CAUSES)
   // No warnings for an object too deep to walk.
   const found = causes[0]?.code === 'NIM004' ? [] : warningsFor(obj(input.object) ?? {})
   const warnings = [...exempt.map(inherited), ...found].slice(0, MAX_CAUSES)
