@@ -157,6 +157,8 @@ export function nimView (raw: unknown): NimView | undefined {
     const desired = renderHpa(o, namespace)
     view.desired = desired
     view.desiredSha = sha256(JSON.stringify(desired))
+    // The usual case, an annotation that is the render: its parsed copy would only cost memory.
+    if (view.hint?.contentSha === view.desiredSha) delete view.hint.manifest
   }
   return view
 }
