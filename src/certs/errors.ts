@@ -19,7 +19,8 @@ export const certErrorCodes = {
   NIMCERT_SECRET_INVALID: 'the Secret lacks a key or has the wrong type',
   NIMCERT_CONFLICT: 'the object changed while it was being updated',
   NIMCERT_WEBHOOK_NOT_FOUND: 'no Validating/MutatingWebhookConfiguration has the given name',
-  NIMCERT_NO_CA_BUNDLE: 'a webhook entry has no unexpired CA in caBundle, so its failurePolicy cannot be armed'
+  NIMCERT_NO_CA_BUNDLE: 'a webhook entry has no unexpired CA in caBundle, so its failurePolicy cannot be armed',
+  NIMCERT_WEBHOOK_NOT_READY: 'the Service a webhook entry calls has no ready endpoint, so its failurePolicy cannot be armed'
 } as const
 
 export type CertErrorCode = keyof typeof certErrorCodes

@@ -14,4 +14,4 @@ export { certFileNames, certPaths, readCertDir, writeCertDir, writeFileAtomic, t
 export { ensureServingCerts, type EnsureOptions, type EnsureResult } from './ensure.js'
 export { readCaBundleFromSecret, readSecretState, writeSecretState, type SecretRef, type SecretStore } from './secret.js'
 export { deleteWebhookConfigurations, failurePolicies, injectCaBundle, type DeleteResult, type FailurePolicy, type InjectOptions, type InjectResult, type WebhookKind } from './inject.js'
-export { kubeClients, kubeFailure, type KubeClients, type SecretApi, type WebhookApi } from './kube.js'
+export { kubeClients, kubeFailure, serviceHasReadyEndpoint, type EndpointSliceApi, type KubeClients, type SecretApi, type WebhookApi } from './kube.js'

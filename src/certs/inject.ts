@@ -27,6 +27,11 @@ export interface InjectOptions {
   /** Set this failurePolicy on every entry of a kind; `Fail` only once its caBundle holds an unexpired CA. */
   failurePolicy?: Partial<Record<WebhookKind, FailurePolicy>>
   now?: Date
+  /**
+   * Whether the Service an entry calls has a ready endpoint; when given, `Fail` is set only on entries whose Service
+   * has one (a webhook that never started must not refuse writes). Entries with a `url` are not checked.
+   */
+  serviceReady?: (namespace: string, name: string) => Promise<boolean>
   /** Compute, do not write. */
   dryRun?: boolean
 }
@@ -69,13 +74,14 @@ async function readOptional (api: WebhookApi, kind: WebhookKind, name: string): 
 }
 
 /** The object with every entry's caBundle merged and failurePolicy set; `changed` when any entry differs. */
-function withBundle (object: AnyConfiguration, opts: { caBundle?: string; failurePolicy?: FailurePolicy }, now: Date): { body: AnyConfiguration; result: Omit<InjectResult, 'kind' | 'name'>; unarmed: string[] } {
+function withBundle (object: AnyConfiguration, opts: { caBundle?: string; failurePolicy?: FailurePolicy }, now: Date): { body: AnyConfiguration; result: Omit<InjectResult, 'kind' | 'name'>; unarmed: string[]; services: Array<{ namespace: string; name: string; entry: string }> } {
   let changed = false
   let added = 0
   let expired = 0
   let armed = 0
   let bundle: BundleCert[] = []
   const unarmed: string[] = []
+  const services: Array<{ namespace: string; name: string; entry: string }> = []
   const webhooks = (object.webhooks ?? []).map((entry, i) => {
     const merged = mergeCaBundle(unb64(entry.clientConfig?.caBundle), opts.caBundle ?? [], { now })
     if (i === 0) bundle = merged.certs
@@ -86,12 +92,17 @@ function withBundle (object: AnyConfiguration, opts: { caBundle?: string; failur
     if (opts.failurePolicy !== undefined && entry.failurePolicy !== opts.failurePolicy) {
       // Never arm an entry the apiserver could not call: its calls would all fail, and with Fail refuse writes.
       if (merged.certs.length === 0 && opts.failurePolicy === 'Fail') unarmed.push(entry.name)
-      else { next = { ...next, failurePolicy: opts.failurePolicy }; armed++ }
+      else {
+        next = { ...next, failurePolicy: opts.failurePolicy }
+        armed++
+        const service = entry.clientConfig?.service
+        if (opts.failurePolicy === 'Fail' && service !== undefined) services.push({ namespace: service.namespace, name: service.name, entry: entry.name })
+      }
     }
     if (next !== entry) changed = true
     return next
   })
-  return { body: { ...object, webhooks } as AnyConfiguration, result: { webhooks: webhooks.length, changed, bundle, added, expired, armed }, unarmed }
+  return { body: { ...object, webhooks } as AnyConfiguration, result: { webhooks: webhooks.length, changed, bundle, added, expired, armed }, unarmed, services }
 }
 
 export async function injectCaBundle (opts: InjectOptions): Promise<InjectResult[]> {
@@ -114,9 +125,24 @@ export async function injectCaBundle (opts: InjectOptions): Promise<InjectResult
     ...(opts.caBundle === undefined ? {} : { caBundle: opts.caBundle }),
     ...(opts.failurePolicy?.[kind] === undefined ? {} : { failurePolicy: opts.failurePolicy[kind] })
   })
-  const unarmed = found.flatMap((item) => withBundle(item.object, forKind(item.kind), now).unarmed.map((entry) => `${item.kind} ${item.name} webhook ${entry}`))
+  const planned = found.map((item) => ({ item, plan: withBundle(item.object, forKind(item.kind), now) }))
+  const unarmed = planned.flatMap(({ item, plan }) => plan.unarmed.map((entry) => `${item.kind} ${item.name} webhook ${entry}`))
   if (unarmed.length > 0) {
     throw new CertError('NIMCERT_NO_CA_BUNDLE', `${unarmed.join(', ')}: caBundle holds no unexpired CA, so failurePolicy Fail is not set; inject one first (--secret NAME or --ca-file PATH, or wait for cert-manager's cainjector)`, { subject: unarmed.join(', ') })
+  }
+  if (opts.serviceReady !== undefined) {
+    const notReady: string[] = []
+    const checked = new Map<string, boolean>()
+    for (const { item, plan } of planned) {
+      for (const s of plan.services) {
+        const key = `${s.namespace}/${s.name}`
+        if (!checked.has(key)) checked.set(key, await opts.serviceReady(s.namespace, s.name))
+        if (checked.get(key) !== true) notReady.push(`${item.kind} ${item.name} webhook ${s.entry} (Service ${key})`)
+      }
+    }
+    if (notReady.length > 0) {
+      throw new CertError('NIMCERT_WEBHOOK_NOT_READY', `${notReady.join(', ')}: no ready endpoint, so failurePolicy Fail is not set (NIMService writes would all be refused); check the webhook pods (kubectl get pods,endpointslices -n NAMESPACE)`, { subject: notReady.join(', ') })
+    }
   }
   const results: InjectResult[] = []
   for (const item of found) {

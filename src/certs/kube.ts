@@ -1,6 +1,6 @@
 // The slice of the Kubernetes API the certificate commands use, so tests can pass a fake, and the one
 // place that turns API failures into coded, one-line errors.
-import type { AdmissionregistrationV1Api, CoreV1Api } from '@kubernetes/client-node'
+import type { AdmissionregistrationV1Api, CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node'
 
 import { CertError, reason } from './errors.js'
 
@@ -10,9 +10,12 @@ export type WebhookApi = Pick<AdmissionregistrationV1Api,
 'readMutatingWebhookConfiguration' | 'replaceMutatingWebhookConfiguration' |
 'deleteValidatingWebhookConfiguration' | 'deleteMutatingWebhookConfiguration'>
 
+export type EndpointSliceApi = Pick<DiscoveryV1Api, 'listNamespacedEndpointSlice'>
+
 export interface KubeClients {
   core: SecretApi
   admission: WebhookApi
+  discovery: EndpointSliceApi
   /** The namespace of the kubeconfig's current context ('default' when it names none). */
   namespace: string
 }
@@ -34,6 +37,7 @@ export async function kubeClients (kubeconfig?: string): Promise<KubeClients> {
   return {
     core: config.makeApiClient(k8s.CoreV1Api),
     admission: config.makeApiClient(k8s.AdmissionregistrationV1Api),
+    discovery: config.makeApiClient(k8s.DiscoveryV1Api),
     namespace: context?.namespace ?? 'default'
   }
 }
@@ -67,4 +71,14 @@ export function kubeFailure (err: unknown, what: string): CertError {
       : status === 409 ? 'the object changed meanwhile; run the command again'
         : 'see the apiserver message'
   return new CertError(status === 409 ? 'NIMCERT_CONFLICT' : 'NIMCERT_KUBE_API', `${what}: HTTP ${status}${detail === '' ? '' : `: ${detail}`}; ${hint}`, { subject: what, cause: err })
+}
+
+/** Whether the Service has at least one ready endpoint: something would answer the apiserver's call. */
+export async function serviceHasReadyEndpoint (api: EndpointSliceApi, namespace: string, name: string): Promise<boolean> {
+  try {
+    const slices = await api.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${name}` })
+    return slices.items.some((slice) => (slice.endpoints ?? []).some((e) => e.conditions?.ready !== false))
+  } catch (err) {
+    throw kubeFailure(err, `list EndpointSlices of Service ${namespace}/${name}`)
+  }
 }

@@ -7,7 +7,7 @@ import { parseDuration } from '../certs/expiry.js'
 import { certPaths, readCertDir, writeCertDir } from '../certs/files.js'
 import { generateDefaults, requestedNames, type PemPair } from '../certs/generate.js'
 import { deleteWebhookConfigurations, failurePolicies, injectCaBundle, type FailurePolicy, type WebhookKind } from '../certs/inject.js'
-import { kubeClients, type KubeClients } from '../certs/kube.js'
+import { kubeClients, serviceHasReadyEndpoint, type KubeClients } from '../certs/kube.js'
 import { readPemFile } from '../certs/pair.js'
 import { planRotation, type RotationPlan } from '../certs/rotation.js'
 import { readCaBundleFromSecret, readSecretState, writeSecretState, type SecretStore } from '../certs/secret.js'
@@ -93,8 +93,8 @@ export function parseFailurePolicy (value: string, previous: Partial<Record<Webh
   return result
 }
 
-/** What may still appear while `inject --wait` waits: the Secret, the configurations, cert-manager's caBundle. */
-const notYet = new Set(['NIMCERT_SECRET_NOT_FOUND', 'NIMCERT_WEBHOOK_NOT_FOUND', 'NIMCERT_NO_CA_BUNDLE'])
+/** What may still appear while `inject --wait` waits: the Secret, the configurations, cert-manager's caBundle, a ready pod. */
+const notYet = new Set(['NIMCERT_SECRET_NOT_FOUND', 'NIMCERT_WEBHOOK_NOT_FOUND', 'NIMCERT_NO_CA_BUNDLE', 'NIMCERT_WEBHOOK_NOT_READY'])
 const waitStepMs = 2000
 
 function externalCa (flags: GenerateFlags): PemPair | undefined {
@@ -209,6 +209,7 @@ async function injectOnce (flags: InjectFlags, clients: KubeClients, fileBundle:
     webhooks: flags.webhook,
     ...(bundle === undefined ? {} : { caBundle: bundle }),
     ...(flags.failurePolicy === undefined ? {} : { failurePolicy: flags.failurePolicy }),
+    serviceReady: async (namespace, name) => await serviceHasReadyEndpoint(clients.discovery, namespace, name),
     now,
     dryRun: flags.dryRun === true
   })
@@ -285,16 +286,16 @@ export function registerCertsCommand (program: Command, deps: CertsCommandDeps =
     .option('--secret <name>', 'read ca.crt from this Secret instead')
     .option('--secret-namespace <ns>', 'namespace of --secret (default: the kubeconfig namespace)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
-    .option('--failure-policy <policy>', 'also set failurePolicy: Fail or Ignore on every entry, or per kind (validating=Fail,mutating=Ignore); Fail only where caBundle holds an unexpired CA. Alone (no --ca-file/--secret): only arm', parseFailurePolicy)
-    .option('--wait <duration>', 'keep retrying this long while the Secret, the configurations or their caBundle do not exist yet (e.g. 5m)', duration('--wait'))
+    .option('--failure-policy <policy>', 'also set failurePolicy: Fail or Ignore on every entry, or per kind (validating=Fail,mutating=Ignore); Fail only where caBundle holds an unexpired CA and the Service has a ready endpoint. Alone (no --ca-file/--secret): only arm', parseFailurePolicy)
+    .option('--wait <duration>', 'keep retrying this long while the Secret, the configurations, their caBundle or a ready webhook pod do not exist yet (e.g. 5m)', duration('--wait'))
     .option('--dry-run', 'show what would change, write nothing')
     .addHelpText('after', `
 The new caBundle is the old one plus the given CAs, expired CAs dropped, each CA once: during a CA
 rotation it trusts the old and the new CA, so no admission call fails while the webhook switches.
 
 The chart creates its webhook configurations with failurePolicy Ignore and arms them with
---failure-policy once the certificate and caBundle exist: until then NIMService writes are admitted
-unchecked instead of refused.`)
+--failure-policy once the certificate and caBundle exist and a webhook pod is ready behind the Service:
+until then NIMService writes are admitted unchecked instead of refused.`)
     .action(async (flags: InjectFlags) => {
       await reportErrors(async () => { await runInject(flags, deps) })
     })

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ApiException, type V1MutatingWebhookConfiguration, type V1Secret, type V1ValidatingWebhookConfiguration } from '@kubernetes/client-node'
 
-import { CertError, DAY_MS, createCa, splitPemCertificates, type KubeClients, type SecretApi, type WebhookApi } from '../../src/certs/index.js'
+import { CertError, DAY_MS, createCa, splitPemCertificates, type EndpointSliceApi, type KubeClients, type SecretApi, type WebhookApi } from '../../src/certs/index.js'
 import { parseFailurePolicy, runGenerate, runInject, runUninstall } from '../../src/cli/certs.js'
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64')
@@ -56,7 +56,7 @@ class Store<T extends { metadata?: { name?: string; resourceVersion?: string } }
   }
 }
 
-function fakeCluster (): { clients: KubeClients; secrets: Store<V1Secret>; validating: Store<V1ValidatingWebhookConfiguration>; mutating: Store<V1MutatingWebhookConfiguration>; failNextReplace: (err: unknown) => void } {
+function fakeCluster (): { clients: KubeClients; secrets: Store<V1Secret>; validating: Store<V1ValidatingWebhookConfiguration>; mutating: Store<V1MutatingWebhookConfiguration>; failNextReplace: (err: unknown) => void; ready: Map<string, boolean>; endpointQueries: string[] } {
   const secrets = new Store<V1Secret>('secrets')
   const validating = new Store<V1ValidatingWebhookConfiguration>('validatingwebhookconfigurations')
   const mutating = new Store<V1MutatingWebhookConfiguration>('mutatingwebhookconfigurations')
@@ -77,8 +77,20 @@ function fakeCluster (): { clients: KubeClients; secrets: Store<V1Secret>; valid
     deleteValidatingWebhookConfiguration: async ({ name }: { name: string }) => { maybeFail(); return validating.delete(name) },
     deleteMutatingWebhookConfiguration: async ({ name }: { name: string }) => { maybeFail(); return mutating.delete(name) }
   }
+  // Services are ready unless a test says otherwise (`ready.set('ns/name', false)`).
+  const ready = new Map<string, boolean>()
+  const endpointQueries: string[] = []
+  const discovery = {
+    listNamespacedEndpointSlice: async ({ namespace, labelSelector }: { namespace: string; labelSelector: string }) => {
+      const name = labelSelector.replace('kubernetes.io/service-name=', '')
+      endpointQueries.push(`${namespace}/${name}`)
+      return { items: [{ endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: ready.get(`${namespace}/${name}`) ?? true } }] }] }
+    }
+  }
   return {
-    clients: { core: core as unknown as SecretApi, admission: admission as unknown as WebhookApi, namespace: 'default' },
+    clients: { core: core as unknown as SecretApi, admission: admission as unknown as WebhookApi, discovery: discovery as unknown as EndpointSliceApi, namespace: 'default' },
+    ready,
+    endpointQueries,
     secrets,
     validating,
     mutating,
@@ -336,4 +348,38 @@ test('--failure-policy parses one policy for both kinds or one per kind, and nam
   assert.deepEqual(parseFailurePolicy('mutating=Ignore', parseFailurePolicy('validating=Fail')), { ValidatingWebhookConfiguration: 'Fail', MutatingWebhookConfiguration: 'Ignore' })
   assert.throws(() => parseFailurePolicy('validating=Sometimes'), /--failure-policy expects Fail or Ignore.*"validating=Sometimes"/)
   assert.throws(() => parseFailurePolicy('conversion=Fail'), /"conversion=Fail"/)
+})
+
+test('inject --failure-policy Fail arms nothing while the Service behind the webhook has no ready pod, and --wait waits for one', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster, newCa)
+  cluster.ready.set('nim-system/nim-admission', false)
+  await assert.rejects(runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail') }, { ...quiet, kube: async () => cluster.clients }),
+    coded('NIMCERT_WEBHOOK_NOT_READY', 'Service nim-system/nim-admission', 'no ready endpoint', 'validate.nim.nvidia.com', 'mutate.nim.nvidia.com'))
+  assert.deepEqual([...cluster.validating.writes, ...cluster.mutating.writes], [], 'a webhook that never started refuses nothing')
+  assert.deepEqual(cluster.endpointQueries, ['nim-system/nim-admission'], 'one query per Service')
+  let sleeps = 0
+  await runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail'), wait: 60_000 }, {
+    ...quiet,
+    kube: async () => cluster.clients,
+    sleep: async () => { if (++sleeps === 2) cluster.ready.set('nim-system/nim-admission', true) }
+  })
+  assert.deepEqual(policies(cluster), ['V:Fail:ca', 'M:Fail:ca'])
+})
+
+test('inject checks no endpoint when nothing is armed Fail: injecting alone, disarming, or already armed', async () => {
+  const cluster = fakeCluster()
+  seedUnarmed(cluster, newCa)
+  cluster.ready.set('nim-system/nim-admission', false)
+  await runInject({ webhook: ['nim-admission'], failurePolicy: both('Ignore') }, { ...quiet, kube: async () => cluster.clients })
+  await runInjectWithFile(['nim-admission'], { ...quiet, kube: async () => cluster.clients })
+  assert.deepEqual(cluster.endpointQueries, [])
+  cluster.ready.set('nim-system/nim-admission', true)
+  await runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail') }, { ...quiet, kube: async () => cluster.clients })
+  cluster.ready.set('nim-system/nim-admission', false)
+  cluster.endpointQueries.length = 0
+  // The renewal CronJob while the webhook is down: the entries are armed already, nothing to decide.
+  await runInject({ webhook: ['nim-admission'], failurePolicy: both('Fail') }, { ...quiet, kube: async () => cluster.clients })
+  assert.deepEqual(cluster.endpointQueries, [])
+  assert.deepEqual(policies(cluster), ['V:Fail:ca', 'M:Fail:ca'])
 })

@@ -355,7 +355,8 @@ describe('helm chart charts/nim-admission', () => {
         `/secrets[${CA_SECRET}]:get`,
         `/secrets[${CA_SECRET}]:update`,
         `/secrets[${TLS_SECRET}]:get`,
-        `/secrets[${TLS_SECRET}]:update`
+        `/secrets[${TLS_SECRET}]:update`,
+        'discovery.k8s.io/endpointslices[*any*]:list'
       ])
       const clusterRole = one(manifests, 'ClusterRole', `${NS}-${FULLNAME}-certs`)
       assert.deepEqual(permissions(clusterRole), [
@@ -396,6 +397,8 @@ describe('helm chart charts/nim-admission', () => {
       assert.equal(argValue(injArgs, '--secret'), TLS_SECRET)
       assert.equal(argValue(injArgs, '--secret-namespace'), NS)
       assert.equal(argValue(injArgs, '--failure-policy'), 'validating=Fail,mutating=Fail', 'arms both webhooks as configured')
+      assert.equal(argValue(injArgs, '--wait'), '300s', 'for a ready webhook pod')
+      assert.ok((dig(inject, 'spec.activeDeadlineSeconds') as number) > 300, 'the Job outlives its wait')
     })
 
     it('renews the certificates with a daily CronJob running generate, then inject, as a ServiceAccount of its own', () => {
@@ -421,7 +424,8 @@ describe('helm chart charts/nim-admission', () => {
         `/secrets[${CA_SECRET}]:get`,
         `/secrets[${CA_SECRET}]:update`,
         `/secrets[${TLS_SECRET}]:get`,
-        `/secrets[${TLS_SECRET}]:update`
+        `/secrets[${TLS_SECRET}]:update`,
+        'discovery.k8s.io/endpointslices[*any*]:list'
       ])
       assert.deepEqual(permissions(one(manifests, 'ClusterRole', `${NS}-${RENEW}`)), [
         `admissionregistration.k8s.io/mutatingwebhookconfigurations[${WEBHOOK_CONFIG}]:get`,
@@ -621,15 +625,17 @@ describe('helm chart charts/nim-admission', () => {
         `ClusterRole/${NS}-${FULLNAME}-certs`,
         `ClusterRoleBinding/${NS}-${FULLNAME}-certs`,
         `Job/${FULLNAME}-certs-inject`,
+        `Role/${FULLNAME}-certs`,
+        `RoleBinding/${FULLNAME}-certs`,
         `ServiceAccount/${FULLNAME}-certs`
       ])
       const job = one(manifests, 'Job', `${FULLNAME}-certs-inject`)
       assert.equal(job.metadata.annotations?.['helm.sh/hook'], 'post-install,post-upgrade,post-rollback')
       const args = podSpec(job).containers[0]?.args ?? []
-      assert.deepEqual(args, ['certs', 'inject', '--webhook', WEBHOOK_CONFIG, '--wait', '300s', '--failure-policy', 'validating=Fail,mutating=Fail'])
+      assert.deepEqual(args, ['certs', 'inject', '--webhook', WEBHOOK_CONFIG, '--failure-policy', 'validating=Fail,mutating=Fail', '--wait', '300s'])
       assert.ok((dig(job, 'spec.activeDeadlineSeconds') as number) > 300, 'the Job outlives its wait')
       assert.deepEqual(find(manifests, 'CronJob'), [], 'cert-manager renews')
-      assert.deepEqual(find(manifests, 'Role'), [])
+      assert.deepEqual(permissions(one(manifests, 'Role', `${FULLNAME}-certs`)), ['discovery.k8s.io/endpointslices[*any*]:list'], 'no Secret')
     })
 
     it('uses a given issuerRef instead of creating the CA chain', async () => {

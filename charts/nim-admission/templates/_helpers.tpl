@@ -258,7 +258,8 @@ and the post-install/post-upgrade Job and the renewal CronJob arm it.
 
 {{/*
 `certs inject` arguments: (list $ arm). selfSigned injects ca.crt from the serving Secret; the other modes only arm
-(cert-manager's cainjector, or you, write caBundle) and wait for it. With arm, failurePolicy is set as configured.
+(cert-manager's cainjector, or you, write caBundle). With arm, failurePolicy is set as configured, Fail only once
+caBundle holds a CA and the Service has a ready pod, waiting up to jobs.armWaitSeconds for both.
 */}}
 {{- define "nim-admission.injectArgs" -}}
 {{- $root := index . 0 }}
@@ -272,13 +273,12 @@ and the post-install/post-upgrade Job and the renewal CronJob arm it.
 - {{ include "nim-admission.tlsSecretName" $root }}
 - --secret-namespace
 - {{ $root.Release.Namespace }}
-{{- else }}
-- --wait
-- {{ printf "%ds" (int $root.Values.certificates.caBundleWaitSeconds) }}
 {{- end }}
 {{- if $arm }}
 - --failure-policy
 - {{ include "nim-admission.failurePolicyArg" $root }}
+- --wait
+- {{ printf "%ds" (int $root.Values.jobs.armWaitSeconds) }}
 {{- end }}
 {{- end }}
 
