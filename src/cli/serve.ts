@@ -30,6 +30,9 @@ export function registerServeCommand (program: Command): void {
     .option('--client-ca <file>', 'require client certificates signed by this CA (mutual TLS)')
     .option('--shutdown-delay <duration>', 'keep answering after SIGTERM while endpoints drain', durationMs, defaultOptions.shutdownDelayMs)
     .option('--request-timeout <duration>', 'whole-request deadline (keep it below the webhook timeoutSeconds)', durationMs, defaultOptions.requestTimeoutMs)
+    .option('--review-budget <duration>', 'time from a body received to its answer; a large review still running then is stopped and answered by the budget (keep it well below timeoutSeconds)', durationMs, defaultOptions.reviewBudgetMs)
+    .option('--budget-failure-policy <policy>', 'what /validate answers for a review stopped by its budget: Fail (deny) or Ignore (allow with NIM114); /mutate always allows it unchanged', defaultOptions.budgetFailurePolicy)
+    .option('--max-connections-per-ip <n>', 'connections from one source address at once', int('max-connections-per-ip'), defaultOptions.maxConnectionsPerIp)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', defaultOptions.logLevel)
     .addHelpText('after', `
 Examples:
@@ -48,6 +51,9 @@ Examples:
         ...(flags.clientCa !== undefined ? { clientCaFile: flags.clientCa as string } : {}),
         shutdownDelayMs: flags.shutdownDelay as number,
         requestTimeoutMs: flags.requestTimeout as number,
+        reviewBudgetMs: flags.reviewBudget as number,
+        budgetFailurePolicy: flags.budgetFailurePolicy as never,
+        maxConnectionsPerIp: flags.maxConnectionsPerIp as number,
         logLevel: flags.logLevel as never
       })
       stopOnSignals(server.logger, 'draining, then stopping', server.shutdown)

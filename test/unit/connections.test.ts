@@ -115,7 +115,7 @@ async function assertOnlyForwardSecretAead (port: number, ca: string): Promise<v
   assert.deepEqual(await handshakeWith(port, ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' }), { protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES128-GCM-SHA256' })
   assert.equal((await handshakeWith(port, ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-CHACHA20-POLY1305' })).cipher, 'ECDHE-RSA-CHACHA20-POLY1305')
   for (const weak of ['AES128-GCM-SHA256', 'AES256-SHA', 'ECDHE-RSA-AES128-SHA', 'ECDHE-RSA-AES128-SHA256', 'DHE-RSA-AES128-GCM-SHA256']) {
-    await assert.rejects(handshakeWith(port, ca, { maxVersion: 'TLSv1.2', ciphers: weak }), undefined, `${weak} is refused`)
+    await assert.rejects(handshakeWith(port, ca, { maxVersion: 'TLSv1.2', ciphers: weak }), /./, `${weak} is refused`)
   }
 }
 
