@@ -163,6 +163,19 @@ test('the CLI review answers the finalizer removal as the server does: allowed, 
   assert.deepEqual(decodedPatch(mutated), [])
 })
 
+test('the CLI review ratchets as the server does: a label change on a legacy invalid object is allowed, and warned', () => {
+  const oldObject = autoscaled({ minReplicas: 5, maxReplicas: 3 })
+  const object = structuredClone(oldObject)
+  ;(object.metadata as Json).labels = { team: 'ml' }
+  const answer = answerReview(Buffer.from(JSON.stringify(review(object, { operation: 'UPDATE', oldObject }))), 'validate')
+  assert.equal(answer.outcome?.response.allowed, true)
+  assert.deepEqual(answer.outcome?.ratcheted?.map((c) => `${c.code} ${c.field}`), ['NIM021 spec.scale.hpa.maxReplicas'])
+  assert.match(answer.outcome?.response.warnings?.[0] ?? '', /^NIM021 spec\.scale\.hpa\.maxReplicas: .*already so before this update, and unchanged: allowed/)
+  ;((object.spec as Json).scale as Json).hpa = { minReplicas: 5, maxReplicas: 2 }
+  const worse = answerReview(Buffer.from(JSON.stringify(review(object, { operation: 'UPDATE', oldObject }))), 'validate')
+  assert.equal(worse.outcome?.response.allowed, false)
+})
+
 test('survives objects of any shape without throwing', () => {
   for (const object of [null, 42, 'x', [], { spec: null }, { spec: [] }, { spec: { scale: 'yes' } }, { spec: { scale: { enabled: true, hpa: [] } } }, { metadata: 7, spec: { scale: { enabled: true, hpa: { metrics: 'cpu', behavior: 5 } } } }]) {
     const verdict = validateNIMService({ operation: 'CREATE', object })
