@@ -544,8 +544,8 @@ describe('helm chart charts/nim-admission', () => {
 
   describe('an install whose certificate Jobs fail leaves no Fail webhook configuration pointing at nothing', () => {
     // What the cluster holds when the post-install Job never succeeded: the regular resources, no hook ran (and the
-    // apiserver defaults an absent failurePolicy to Fail, so absent counts as Fail).
-    const armable = (hook: Obj): boolean => typeof dig(hook, 'clientConfig.caBundle') === 'string' && dig(hook, 'clientConfig.caBundle') !== ''
+    // apiserver defaults an absent failurePolicy to Fail, so absent counts as Fail). Not even a caBundle in the
+    // manifest is enough for Fail: the pods behind it may never have become ready.
     const cases: [string, object, HelmTemplateOptions?][] = [
       ['selfSigned (defaults)', {}],
       ['selfSigned on upgrade (lookup reads nothing)', {}, { isUpgrade: true }],
@@ -565,7 +565,7 @@ describe('helm chart charts/nim-admission', () => {
         for (const config of configs) {
           for (const hook of config.webhooks as Obj[]) {
             const policy = hook.failurePolicy ?? 'Fail'
-            assert.ok(policy === 'Ignore' || armable(hook), `${config.kind} ${String(hook.name)} is ${String(policy)} with no caBundle`)
+            assert.equal(policy, 'Ignore', `${config.kind} ${String(hook.name)} is ${String(policy)} before anything armed it`)
           }
         }
         // And whenever a configuration is created Ignore in place of a configured Fail, a hook Job is there to arm it.
@@ -652,7 +652,7 @@ describe('helm chart charts/nim-admission', () => {
   })
 
   describe('certificates.mode existingSecret', () => {
-    it('mounts the given Secret and writes the given caBundle into both webhooks', async () => {
+    it('mounts the given Secret and writes the given caBundle into both webhooks, armed like the other modes', async () => {
       const manifests = await helmTemplate(modes.existingSecret)
       const volume = podSpec(one(manifests, 'Deployment')).volumes?.find((v) => v.name === 'certs')
       assert.equal(dig(volume, 'secret.secretName'), 'my-tls')
@@ -661,11 +661,14 @@ describe('helm chart charts/nim-admission', () => {
         assert.equal(dig(config, 'webhooks.0.clientConfig.caBundle'), 'Q0EK')
         assert.equal(config.metadata.annotations, undefined)
       }
-      for (const kind of ['Role', 'Issuer', 'Certificate', 'CronJob']) assert.deepEqual(find(manifests, kind), [], kind)
-      // The caBundle is in the manifest, so the configured policy is rendered as is and nothing needs arming.
-      assert.deepEqual(kinds(find(manifests, 'Job')), [`Job/${UNINSTALL}`])
+      for (const kind of ['Issuer', 'Certificate', 'CronJob']) assert.deepEqual(find(manifests, kind), [], kind)
+      // The caBundle is in the manifest, but a pod that never becomes ready must not refuse writes either.
+      assert.deepEqual(kinds(find(manifests, 'Job')), [`Job/${FULLNAME}-certs-inject`, `Job/${UNINSTALL}`])
+      assert.deepEqual(podSpec(one(manifests, 'Job', `${FULLNAME}-certs-inject`)).containers[0]?.args,
+        ['certs', 'inject', '--webhook', WEBHOOK_CONFIG, '--failure-policy', 'validating=Fail,mutating=Fail', '--wait', '300s'])
+      assert.deepEqual(permissions(one(manifests, 'Role', `${FULLNAME}-certs`)), ['discovery.k8s.io/endpointslices[*any*]:list'], 'no Secret')
       for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
-        assert.equal(dig(one(manifests, kind), 'webhooks.0.failurePolicy'), 'Fail')
+        assert.equal(dig(one(manifests, kind), 'webhooks.0.failurePolicy'), 'Ignore')
       }
     })
 

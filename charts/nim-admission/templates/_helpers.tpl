@@ -189,15 +189,13 @@ caBundle: {{ $root.Values.certificates.existingSecret.caBundle }}
 {{- printf "%s-uninstall" (include "nim-admission.fullname" .) }}
 {{- end }}
 
-{{/* "true" when the chart writes caBundle itself (existingSecret with a caBundle): the policy is rendered as configured. */}}
-{{- define "nim-admission.caBundleRendered" -}}
-{{- if and (eq .Values.certificates.mode "existingSecret") .Values.certificates.existingSecret.caBundle }}true{{ end }}
-{{- end }}
-
-{{/* "true" when a post-install Job must arm failurePolicy: an enabled webhook is configured Fail and caBundle comes later. */}}
+{{/*
+"true" when a post-install Job must arm failurePolicy: an enabled webhook is configured Fail. In every certificate
+mode, even existingSecret with a caBundle: a pod that never becomes ready must not refuse NIMService writes either.
+*/}}
 {{- define "nim-admission.needsArming" -}}
 {{- $v := .Values.webhook }}
-{{- if and (not (include "nim-admission.caBundleRendered" .)) (or (and $v.validating.enabled (eq $v.validating.failurePolicy "Fail")) (and $v.mutating.enabled (eq $v.mutating.failurePolicy "Fail"))) }}true{{ end }}
+{{- if or (and $v.validating.enabled (eq $v.validating.failurePolicy "Fail")) (and $v.mutating.enabled (eq $v.mutating.failurePolicy "Fail")) }}true{{ end }}
 {{- end }}
 
 {{/* The `certs inject --failure-policy` value: validating=P,mutating=P for the enabled webhooks. */}}
@@ -210,8 +208,8 @@ caBundle: {{ $root.Values.certificates.existingSecret.caBundle }}
 
 {{/*
 The failurePolicy a webhook entry is rendered with: (list $ kind webhookName configuredPolicy).
-A configured Fail is rendered as Ignore, so that nothing refuses NIMService writes before a serving certificate and
-its caBundle exist; a Job arms it (`certs inject --failure-policy`) once they do. On upgrade an entry that is already
+A configured Fail is rendered as Ignore, so that nothing refuses NIMService writes before a serving certificate, its
+caBundle and a ready pod exist; a Job arms it (`certs inject --failure-policy`) once they do. On upgrade an entry that is already
 armed (Fail with a caBundle, read with `lookup`) keeps Fail: the three-way merge would otherwise reset it to Ignore
 until the post-upgrade Job re-arms it. Where lookup reads nothing (`helm template`, GitOps tools) it renders Ignore,
 and the post-install/post-upgrade Job and the renewal CronJob arm it.
@@ -221,7 +219,7 @@ and the post-install/post-upgrade Job and the renewal CronJob arm it.
 {{- $kind := index . 1 }}
 {{- $hook := index . 2 }}
 {{- $configured := index . 3 }}
-{{- if or (eq $configured "Ignore") (include "nim-admission.caBundleRendered" $root) }}
+{{- if eq $configured "Ignore" }}
 {{- $configured }}
 {{- else }}
 {{- $armed := false }}
