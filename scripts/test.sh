@@ -13,6 +13,8 @@ npm run --silent build
 suite=${NIM_TEST_ONLY:-all}
 files=()
 if [ "$suite" = all ] || [ "$suite" = unit ]; then files+=(test/unit/*.test.ts); fi
+# promtool (Debian's prometheus package) checks the chart's alert rules in test/unit/dashboard.test.ts.
+if [ "$suite" = all ] || [ "$suite" = unit ]; then bash scripts/install-promtool.sh >/dev/null; fi
 if [ "$suite" = all ] || [ "$suite" = e2e ]; then
   # The e2e suite needs the Go-built kube-apiserver and helm; both are built from the Go module proxy.
   if [ -f scripts/build-apiserver.sh ]; then bash scripts/build-apiserver.sh; fi
