@@ -1,17 +1,23 @@
-// Reading manifests for the offline commands: files, folders and stdin; multi-document YAML, JSON and
-// `kind: List`; and, for every document, a way back from a field path (`spec.scale.hpa.metrics[0]...`)
-// to the line and column in the source, using the yaml library's own node ranges.
-import { readFile, readdir, realpath, stat } from 'node:fs/promises'
-import { extname, join } from 'node:path'
+// Reading manifests for the offline commands: files, folders and stdin, streamed a document at a time
+// (documents.ts cuts them as kubectl does); multi-document YAML, JSON streams and `kind: List`; and, for
+// every document, a way back from a field path (`spec.scale.hpa.metrics[0]...`) to the line and column
+// in the source, using the yaml library's own node ranges.
+import { createReadStream } from 'node:fs'
 import { Composer, LineCounter, Parser, isAlias, isMap, isScalar, isSeq, visit, type Document, type DocumentOptions, type Node, type ParseOptions, type SchemaOptions, type Tags, type YAMLError } from 'yaml'
 import { CommanderError, type Command } from 'commander'
 import type { JsonObject } from '../nimservice/types.js'
+import { documentsOf, isNotText, splitText, type Piece } from './documents.js'
+import { ioMessage, isUnlisted, listFiles } from './walk.js'
+
+export { ioMessage }
 
 /** Where the commands write and read; the default is the process, tests pass their own. */
 export interface CliIo {
   stdout: (text: string) => void
   stderr: (text: string) => void
   readStdin: () => Promise<Buffer>
+  /** stdin as it arrives (validate and render stream it). */
+  stdinChunks?: () => AsyncIterable<Buffer | string>
   /** Colour is used only when stdout is a terminal. */
   stdoutIsTTY: boolean
   env: Record<string, string | undefined>
@@ -24,10 +30,30 @@ async function readAll (stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks)
 }
 
+// A reader that went away (`validate ... | head -1`) is no error of ours: the rest of the output is
+// dropped, the checks go on, and the exit status is still the verdict (what `pipefail` should see).
+let stdoutGone = false
+let stdoutWatched = false
+function watchStdout (): void {
+  if (stdoutWatched) return
+  stdoutWatched = true
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') {
+      stdoutGone = true
+      return
+    }
+    throw err
+  })
+}
+
 export const processIo: CliIo = {
-  stdout: (text) => { process.stdout.write(text) },
+  stdout: (text) => {
+    watchStdout()
+    if (!stdoutGone) process.stdout.write(text)
+  },
   stderr: (text) => { process.stderr.write(text) },
   readStdin: () => readAll(process.stdin),
+  stdinChunks: () => process.stdin,
   get stdoutIsTTY () { return process.stdout.isTTY === true },
   env: process.env,
   setExitCode: (code) => { process.exitCode = code }
@@ -35,7 +61,6 @@ export const processIo: CliIo = {
 
 export const STDIN = '-'
 export const STDIN_NAME = '<stdin>'
-const EXTENSIONS = new Set(['.yaml', '.yml', '.json'])
 
 export interface Position { line: number, column: number }
 
@@ -52,145 +77,43 @@ export function formatInputError (e: InputError): string {
   return `${where}: ${e.message}`
 }
 
+/** A whole text (tests and benchmarks); the commands read files and stdin as streams instead. */
 export interface Source { file: string, text: string }
 
-const IO_MESSAGES: Record<string, string> = {
-  ENOENT: 'no such file or directory',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EISDIR: 'is a directory',
-  ENOTDIR: 'not a directory',
-  ELOOP: 'too many symbolic links',
-  EMFILE: 'too many open files'
-}
-
-function ioMessage (err: unknown): string {
-  const code = (err as { code?: unknown }).code
-  if (typeof code === 'string' && IO_MESSAGES[code] !== undefined) return `cannot read: ${IO_MESSAGES[code]}`
-  return `cannot read: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`
-}
-
-function positionOf (text: string, offset: number): Position {
-  let line = 1
-  let start = 0
-  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
-    line++
-    start = i + 1
-  }
-  return { line, column: offset - start + 1 }
-}
-
-// YAML allows no C0 control character but tab, line feed and carriage return (YAML 1.2, 5.1).
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-const lenientUtf8 = new TextDecoder('utf-8')
-
-/** Bytes to text, or the reason they are not a YAML or JSON text (binary, not UTF-8, empty). */
-export function decodeText (file: string, bytes: Uint8Array): Source | InputError {
-  let text: string
-  let invalid = -1
-  try {
-    text = strictUtf8.decode(bytes)
-  } catch {
-    text = lenientUtf8.decode(bytes)
-    invalid = text.indexOf('\uFFFD')
-  }
-  const control = CONTROL.exec(text)
-  if (control !== null && (invalid === -1 || control.index < invalid)) {
-    const code = control[0].charCodeAt(0).toString(16).padStart(2, '0')
-    return { file, ...positionOf(text, control.index), message: `not a text file: control character 0x${code} (binary content?)` }
-  }
-  if (invalid !== -1) return { file, ...positionOf(text, invalid), message: 'not a text file: invalid UTF-8 (binary content?)' }
-  if (text.trim() === '') return { file, line: 1, column: 1, message: 'empty input: no YAML or JSON document' }
-  return { file, text }
-}
-
-export function isInputError (v: Source | InputError): v is InputError {
-  return (v as Source).text === undefined
-}
-
-async function walk (dir: string, seen: Set<string>, out: string[]): Promise<void> {
-  const real = await realpath(dir)
-  if (seen.has(real)) return
-  seen.add(real)
-  const entries = await readdir(dir, { withFileTypes: true })
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-  for (const entry of entries) {
-    // Hidden entries (.git, .github) and node_modules are not manifests; name them explicitly to check them.
-    if (entry.name.startsWith('.') || entry.name === 'node_modules') continue
-    const path = join(dir, entry.name)
-    let isDir = entry.isDirectory()
-    let isFile = entry.isFile()
-    if (entry.isSymbolicLink()) {
-      const target = await stat(path).catch(() => undefined)
-      isDir = target?.isDirectory() === true
-      isFile = target?.isFile() === true
-    }
-    if (isDir) await walk(path, seen, out)
-    else if (isFile && EXTENSIONS.has(extname(entry.name).toLowerCase())) out.push(path)
-  }
-}
-
-/**
- * Every source named by `paths`, in order: a file as it is, a folder as its .yaml, .yml and .json files
- * (recursively, sorted), `-` as stdin. What cannot be read becomes an error; the rest is still read.
- */
-export async function readSources (paths: readonly string[], io: Pick<CliIo, 'readStdin'>): Promise<Array<Source | InputError>> {
-  const out: Array<Source | InputError> = []
-  let stdinRead = false
-  for (const path of paths) {
-    if (path === STDIN) {
-      if (stdinRead) continue
-      stdinRead = true
-      try {
-        out.push(decodeText(STDIN_NAME, await io.readStdin()))
-      } catch (err) {
-        out.push({ file: STDIN_NAME, message: ioMessage(err) })
-      }
-      continue
-    }
-    let files: string[]
-    try {
-      const info = await stat(path)
-      if (info.isDirectory()) {
-        files = []
-        await walk(path, new Set(), files)
-        if (files.length === 0) {
-          out.push({ file: path, message: 'no .yaml, .yml or .json file in this folder' })
-          continue
-        }
-      } else {
-        files = [path]
-      }
-    } catch (err) {
-      out.push({ file: path, message: ioMessage(err) })
-      continue
-    }
-    for (const file of files) {
-      try {
-        out.push(decodeText(file, await readFile(file)))
-      } catch (err) {
-        out.push({ file, message: ioMessage(err) })
-      }
-    }
-  }
-  return out
-}
+/** A document that is no Kubernetes object (no apiVersion and no kind, a list, a scalar): not checked. */
+export interface Skipped { file: string, line: number, column: number, skipped: string }
 
 // kubectl reads YAML with sigs.k8s.io/yaml (go-yaml v2, YAML 1.1 scalars): `yes`, `on` and `off` are
 // booleans and `010` is octal there, so they are here; timestamps, sexagesimal numbers, sets and
 // binary stay out, as they do in the JSON kubectl sends.
 const DROPPED_TAGS = ['timestamp', 'binary', 'omap', 'pairs', 'set'].map((t) => `tag:yaml.org,2002:${t}`)
-const KEPT_TAGS = (tags: Tags): Tags => tags.filter((t) => {
+
+// go-yaml v2 resolves a plain scalar with Go's strconv.ParseInt(s, 0, 64), which also reads `0o17`
+// (Go 1.13 octal): an integer to kubectl, so an integer here (`tag: 0o17` is 15, not a string).
+const GO_OCTAL = {
+  identify: () => false,
+  default: true,
+  tag: 'tag:yaml.org,2002:int',
+  format: 'OCT',
+  test: /^[-+]?0[oO][0-7_]+$/,
+  resolve: (str: string) => {
+    const sign = str.startsWith('-') ? -1 : 1
+    const digits = str.replace(/^[-+]?0[oO]/, '').replace(/_/g, '')
+    return sign * parseInt(digits, 8)
+  }
+}
+
+const KEPT_TAGS = (tags: Tags): Tags => [GO_OCTAL, ...tags.filter((t) => {
   if (typeof t === 'string') return !DROPPED_TAGS.includes(`tag:yaml.org,2002:${t}`) && t !== 'intTime' && t !== 'floatTime'
   return !DROPPED_TAGS.includes(t.tag) && t.format !== 'TIME'
-})
+})]
 
 export const YAML_OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = {
   schema: 'yaml-1.1',
   customTags: KEPT_TAGS,
-  uniqueKeys: true
+  // The library's own check compares each key with every other (quadratic: minutes for a 400,000-key
+  // ConfigMap); duplicateKey below does the same job in one pass.
+  uniqueKeys: false
 }
 
 /** A Kubernetes object read from a source, with the way back to its fields' positions. */
@@ -280,7 +203,17 @@ function rangeStart (node: unknown): number | undefined {
   return range === undefined || range === null ? undefined : range[0]
 }
 
-function locator (root: Node, doc: Document, counter: LineCounter): (field: string) => Position {
+/** Offsets in a piece's text to positions in its source. */
+type Place = (offset: number | undefined) => Position
+
+function placer (counter: LineCounter, piece: Piece): Place {
+  return (offset) => {
+    const { line, col } = counter.linePos(offset ?? 0)
+    return { line: line + piece.line - 1, column: line === 1 ? col + piece.column - 1 : col }
+  }
+}
+
+function locator (root: Node, doc: Document, place: Place): (field: string) => Position {
   return (field) => {
     let node: unknown = root
     let best = rangeStart(root) ?? 0
@@ -301,17 +234,15 @@ function locator (root: Node, doc: Document, counter: LineCounter): (field: stri
         break
       }
     }
-    const { line, col } = counter.linePos(best)
-    return { line, column: col }
+    return place(best)
   }
 }
 
-function yamlError (file: string, err: YAMLError, counter: LineCounter): InputError {
+function yamlError (file: string, err: YAMLError, place: Place): InputError {
   const first = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')
   const at = err.pos[0]
   if (at < 0) return { file, message: `YAML syntax error: ${first}` }
-  const { line, col } = counter.linePos(at)
-  return { file, line, column: col, message: `YAML syntax error: ${first}` }
+  return { file, ...place(at), message: `YAML syntax error: ${first}` }
 }
 
 /** Where the first alias without an anchor before it is (anchors do not cross documents). */
@@ -327,50 +258,83 @@ function unresolvedAlias (doc: Document): number | undefined {
   return at
 }
 
+/** Where the first key repeated in its mapping is (kubectl refuses those); one pass over the tree. */
+function duplicateKey (doc: Document): number | undefined {
+  let at: number | undefined
+  visit(doc, {
+    Map (_key, map) {
+      const seen = new Set<string>()
+      for (const pair of map.items) {
+        const key = pair.key
+        if (!isScalar(key) || typeof key.value === 'symbol') continue
+        if (key.value === '<<' && key.type === 'PLAIN') continue // merge keys may repeat
+        const id = `${typeof key.value}:${String(key.value)}`
+        if (seen.has(id)) {
+          at = rangeStart(key)
+          return visit.BREAK
+        }
+        seen.add(id)
+      }
+      return undefined
+    }
+  })
+  return at
+}
+
 const isListKind = (o: JsonObject): boolean => typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)
 
-export const isManifest = (m: Manifest | InputError): m is Manifest => (m as Manifest).object !== undefined
+export const isManifest = (m: Manifest | InputError | Skipped): m is Manifest => (m as Manifest).object !== undefined
+export const isSkipped = (m: Manifest | InputError | Skipped): m is Skipped => (m as Skipped).skipped !== undefined
+
+/** Not a Kubernetes object: skipped, as a repository's other YAML (CI files, Ansible, values) is. */
+function notKubernetes (value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') return `a ${value === null ? 'null' : typeof value}`
+  if (Array.isArray(value)) return 'a list'
+  const o = value as JsonObject
+  if (o.apiVersion === undefined && o.kind === undefined) return 'a mapping without apiVersion and kind'
+  return undefined
+}
 
 /**
- * The objects of one source, one at a time: each YAML or JSON document, each item of a `kind: List`,
- * and an error for each document that does not parse or is not an object. Documents are composed
- * lazily, so that a consumer that is done with a manifest lets its syntax tree go: memory stays at one
- * document, whatever the size of the stream.
+ * The objects of one document (a piece of a stream), one at a time: each YAML or JSON document, each
+ * item of a `kind: List`, an error for each that does not parse, a Skipped for what is no Kubernetes
+ * object. `next` numbers the documents of the source.
  */
-export function * manifestsOf (source: Source): Generator<Manifest | InputError> {
-  const { file, text } = source
+export function * manifestsOfPiece (file: string, piece: Piece, next: { index: number }): Generator<Manifest | InputError | Skipped> {
   const counter = new LineCounter()
   const parser = new Parser(counter.addNewLine)
   const composer = new Composer(YAML_OPTIONS)
-  const pos = (offset: number | undefined): Position => {
-    const { line, col } = counter.linePos(offset ?? 0)
-    return { line, column: col }
-  }
-  let index = -1
-  for (const doc of composer.compose(parser.parse(text))) {
-    index++
+  const place = placer(counter, piece)
+  for (const doc of composer.compose(parser.parse(piece.text))) {
+    const index = next.index++
     const firstError = doc.errors[0]
     if (firstError !== undefined) {
-      yield yamlError(file, firstError, counter)
+      yield yamlError(file, firstError, place)
       continue
     }
     const root = doc.contents
     if (root === null) continue // an empty document (`---` alone, or comments only) is no manifest
+    const dup = duplicateKey(doc)
+    if (dup !== undefined) {
+      yield { file, ...place(dup), message: 'YAML syntax error: Map keys must be unique' }
+      continue
+    }
     let value: unknown
     try {
       value = doc.toJS({ maxAliasCount: 100 })
     } catch (err) {
-      yield { file, ...pos(unresolvedAlias(doc) ?? rangeStart(root)), message: `YAML error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` }
+      yield { file, ...place(unresolvedAlias(doc) ?? rangeStart(root)), message: `YAML error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` }
       continue
     }
-    if (value === null || value === undefined) continue
-    if (typeof value !== 'object' || Array.isArray(value)) {
-      yield { file, ...pos(rangeStart(root)), message: `document is ${describe(value)}, not an object (a manifest is a mapping with apiVersion and kind)` }
+    if (value === undefined || value === null) continue // `---` then only comments, or `~`
+    const not = notKubernetes(value)
+    if (not !== undefined) {
+      yield { file, ...place(rangeStart(root)), skipped: `${not}, not a Kubernetes object` }
       continue
     }
     const object = value as JsonObject
     if (!isListKind(object)) {
-      yield { file, index, object, position: pos(rangeStart(root)), locate: locator(root, doc, counter) }
+      yield { file, index, object, position: place(rangeStart(root)), locate: locator(root, doc, place) }
       continue
     }
     const itemsNode = deref(entry(deref(root, doc), 'items', doc)?.value, doc)
@@ -380,12 +344,24 @@ export function * manifestsOf (source: Source): Generator<Manifest | InputError>
       const itemNode = isSeq(itemsNode) ? itemsNode.items[i] : undefined
       const start = rangeStart(itemNode) ?? rangeStart(root)
       if (item === null || typeof item !== 'object' || Array.isArray(item)) {
-        yield { file, ...pos(start), message: `items[${i}] of this ${String(object.kind)} is ${describe(item)}, not an object` }
+        yield { file, ...place(start), message: `items[${i}] of this ${String(object.kind)} is ${describe(item)}, not an object` }
         continue
       }
       const node = (deref(itemNode, doc) ?? root) as Node
-      yield { file, index, item: i, object: item as JsonObject, position: pos(start), locate: locator(node, doc, counter) }
+      yield { file, index, item: i, object: item as JsonObject, position: place(start), locate: locator(node, doc, place) }
     }
+  }
+}
+
+/** The objects of a whole text (see manifestsOfPiece). */
+export function * manifestsOf (source: Source): Generator<Manifest | InputError | Skipped> {
+  const next = { index: 0 }
+  for (const piece of splitText(source.text)) {
+    if (isNotText(piece)) {
+      yield { file: source.file, ...piece }
+      return
+    }
+    yield * manifestsOfPiece(source.file, piece, next)
   }
 }
 
@@ -395,14 +371,54 @@ export function loadManifests (source: Source): { manifests: Manifest[], errors:
   const errors: InputError[] = []
   for (const m of manifestsOf(source)) {
     if (isManifest(m)) manifests.push(m)
-    else errors.push(m)
+    else if (!isSkipped(m)) errors.push(m)
   }
   return { manifests, errors }
 }
 
-/** A NIMService of the NIM Operator (group apps.nvidia.com), whatever its version. */
-export function isNIMService (object: JsonObject): boolean {
-  return object.kind === 'NIMService' && typeof object.apiVersion === 'string' && object.apiVersion.startsWith('apps.nvidia.com/')
+export interface ReadOptions {
+  /** --exclude globs. */
+  exclude?: readonly string[]
+  /** Said on stderr: a file named twice. */
+  onNote?: (note: string) => void
+}
+
+async function * fileChunks (file: string): AsyncGenerator<Buffer> {
+  yield * createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>
+}
+
+/**
+ * Every object named by `paths`, in order, streamed: a file as it is, a folder as its .yaml, .yml and
+ * .json files (recursively, sorted), `-` as stdin. What cannot be read becomes an error; the rest is
+ * still read.
+ */
+export async function * readManifests (paths: readonly string[], io: Pick<CliIo, 'readStdin' | 'stdinChunks'>, opts: ReadOptions = {}): AsyncGenerator<Manifest | InputError | Skipped> {
+  const notes: string[] = []
+  const listed = await listFiles(paths, opts.exclude ?? [], notes)
+  for (const note of notes) opts.onNote?.(note)
+  for (const item of listed) {
+    if (isUnlisted(item)) {
+      yield item
+      continue
+    }
+    const stdin = item.file === STDIN
+    const file = stdin ? STDIN_NAME : item.file
+    const chunks = stdin
+      ? (io.stdinChunks?.() ?? (async function * () { yield await io.readStdin() })())
+      : fileChunks(item.file)
+    const next = { index: 0 }
+    try {
+      for await (const piece of documentsOf(chunks)) {
+        if (isNotText(piece)) {
+          yield { file, ...piece }
+          break
+        }
+        yield * manifestsOfPiece(file, piece, next)
+      }
+    } catch (err) {
+      yield { file, message: ioMessage(err) }
+    }
+  }
 }
 
 export function metadataString (object: JsonObject, key: 'name' | 'namespace'): string | undefined {

@@ -1,7 +1,14 @@
-// The offline verdict as a report, in three forms: lines for people (and CI problem matchers), one JSON
-// document for programs, JUnit XML for CI systems that render test results.
+// The offline verdict as a report: lines for people (and CI problem matchers), written as each
+// document is checked; one JSON document for programs; JUnit XML (junit.ts), SARIF (sarif.ts) and
+// GitHub Actions annotations (github.ts) for CI systems.
 import { RULES } from '../nimservice/index.js'
-import { formatInputError, type InputError } from './input.js'
+import type { InputError } from './input.js'
+import { escapeText, safeLine } from './escape.js'
+import { formatJunit } from './junit.js'
+import { formatSarif } from './sarif.js'
+import { formatGithub } from './github.js'
+
+export { xml } from './junit.js'
 
 export type Severity = 'error' | 'warning'
 
@@ -17,7 +24,7 @@ export interface Finding {
   column: number
 }
 
-/** The verdict on one NIMService document. */
+/** The verdict on one NIMService document (or a warning on one that looks like a NIMService). */
 export interface Result {
   file: string
   index: number
@@ -28,16 +35,22 @@ export interface Result {
   kind: string
   name?: string
   namespace?: string
+  /** False for a near-miss (NIM120): reported, not checked. */
+  checked: boolean
   allowed: boolean
   /** The denial's status message, word for word what the apiserver would print. */
   message?: string
   causes: Finding[]
   warnings: Finding[]
+  /** Seconds spent on this document's verdict (JUnit `time`). */
+  seconds?: number
 }
 
 export interface Report {
   /** Objects read (List items count one by one; empty documents not at all). */
   documents: number
+  /** Documents that are no Kubernetes object (no apiVersion nor kind, lists, scalars). */
+  skipped: number
   results: Result[]
   errors: InputError[]
 }
@@ -47,16 +60,21 @@ export interface Summary {
   nimServices: number
   denied: number
   warnings: number
+  skipped: number
   unreadable: number
 }
 
-export type OutputFormat = 'text' | 'json' | 'junit'
-export const OUTPUT_FORMATS: readonly OutputFormat[] = ['text', 'json', 'junit']
+export type OutputFormat = 'text' | 'json' | 'junit' | 'sarif' | 'github'
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['text', 'json', 'junit', 'sarif', 'github']
 
 export interface FormatOptions {
   /** Warnings fail too. */
   strict: boolean
   color?: boolean
+  /** Exit status when warnings are the worst (--warn-exit-code); 0 by default. */
+  warnExitCode?: number
+  /** Exit 1 when no NIMService was checked (--fail-on-empty). */
+  failOnEmpty?: boolean
 }
 
 export function fixFor (code: string): string | undefined {
@@ -66,9 +84,10 @@ export function fixFor (code: string): string | undefined {
 export function summarize (report: Report): Summary {
   return {
     documents: report.documents,
-    nimServices: report.results.length,
+    nimServices: report.results.filter((r) => r.checked).length,
     denied: report.results.filter((r) => !r.allowed).length,
     warnings: report.results.reduce((n, r) => n + r.warnings.length, 0),
+    skipped: report.skipped,
     unreadable: report.errors.length
   }
 }
@@ -78,40 +97,65 @@ export function fails (result: Result, strict: boolean): boolean {
   return !result.allowed || (strict && result.warnings.length > 0)
 }
 
-/** 2 when any input could not be read or parsed (it wins), 1 when any NIMService fails, else 0. */
-export function exitCodeOf (report: Report, strict: boolean): 0 | 1 | 2 {
+/**
+ * 2 when any input could not be read or parsed (it wins), 1 when any NIMService fails (or, with
+ * failOnEmpty, none was found), the warn exit code when any warns, else 0.
+ */
+export function exitCodeOf (report: Report, opts: FormatOptions | boolean): number {
+  const o: FormatOptions = typeof opts === 'boolean' ? { strict: opts } : opts
   if (report.errors.length > 0) return 2
-  return report.results.some((r) => fails(r, strict)) ? 1 : 0
+  if (report.results.some((r) => fails(r, o.strict))) return 1
+  if (o.failOnEmpty === true && !report.results.some((r) => r.checked)) return 1
+  if (o.warnExitCode !== undefined && o.warnExitCode !== 0 && report.results.some((r) => r.warnings.length > 0)) return o.warnExitCode
+  return 0
 }
 
 type Paint = (style: string, text: string) => string
 const ANSI: Record<string, string> = { bold: '1', dim: '2', red: '31', yellow: '33', green: '32' }
-const painter = (on: boolean): Paint => (style, text) => (on ? `\u001b[${ANSI[style] ?? '0'}m${text}\u001b[0m` : text)
+export const painter = (on: boolean): Paint => (style, text) => (on ? `\u001b[${ANSI[style] ?? '0'}m${text}\u001b[0m` : text)
 
-/** `file:line:col: error NIM010 spec.replicas: message (fix: ...)`. */
+/** `file:line:col: error NIM010 spec.replicas: message (fix: ...)`, every input-derived part escaped. */
 export function findingLine (file: string, f: Finding, paint: Paint = painter(false)): string {
   const severity = f.severity === 'error' ? paint('red', 'error') : paint('yellow', 'warning')
   const fix = f.fix !== undefined ? paint('dim', ` (fix: ${f.fix})`) : ''
-  return `${paint('bold', `${file}:${f.line}:${f.column}`)}: ${severity} ${f.code} ${f.field}: ${f.message}${fix}`
+  const where = `${escapeText(file)}:${f.line}:${f.column}`
+  return safeLine(`${paint('bold', where)}: ${severity} ${f.code} ${escapeText(f.field)}: ${escapeText(f.message)}${fix}`)
 }
 
 export function summaryLine (s: Summary): string {
-  const base = `${s.documents} documents, ${s.nimServices} NIMServices, ${s.denied} denied, ${s.warnings} warnings`
-  return s.unreadable > 0 ? `${base}, ${s.unreadable} unreadable` : base
+  let line = `${s.documents} documents, ${s.nimServices} NIMServices, ${s.denied} denied, ${s.warnings} warnings`
+  if (s.skipped > 0) line += `, ${s.skipped} skipped (not Kubernetes objects)`
+  if (s.unreadable > 0) line += `, ${s.unreadable} unreadable`
+  return line
+}
+
+/** What text output shows: everything, only what fails (--quiet), or only the summary (--summary). */
+export type TextDetail = 'all' | 'quiet' | 'summary'
+
+/** The finding lines of one result, as the text format prints them when the result is checked. */
+export function resultLines (r: Result, opts: FormatOptions & { detail?: TextDetail }): string[] {
+  const detail = opts.detail ?? 'all'
+  if (detail === 'summary') return []
+  const paint = painter(opts.color === true)
+  const lines = r.causes.map((f) => findingLine(r.file, f, paint))
+  if (detail === 'all' || opts.strict) for (const f of r.warnings) lines.push(findingLine(r.file, f, paint))
+  return lines
+}
+
+/** The last line of the text format (none with --quiet when the gate passes). */
+export function textEnd (report: Report, opts: FormatOptions & { detail?: TextDetail }): string {
+  const s = summarize(report)
+  const code = exitCodeOf(report, opts)
+  if (opts.detail === 'quiet' && code === 0) return ''
+  const paint = painter(opts.color === true)
+  return paint(code !== 0 ? (s.unreadable > 0 || code === 1 ? 'red' : 'yellow') : 'green', summaryLine(s)) + '\n'
 }
 
 /** One line per finding, then the summary. Input errors are not repeated here: they went to stderr. */
-export function formatText (report: Report, opts: FormatOptions): string {
-  const paint = painter(opts.color === true)
+export function formatText (report: Report, opts: FormatOptions & { detail?: TextDetail }): string {
   const lines: string[] = []
-  for (const r of report.results) {
-    for (const f of r.causes) lines.push(findingLine(r.file, f, paint))
-    for (const f of r.warnings) lines.push(findingLine(r.file, f, paint))
-  }
-  const s = summarize(report)
-  const failed = exitCodeOf(report, opts.strict) !== 0
-  lines.push(paint(failed ? (s.unreadable > 0 || s.denied > 0 ? 'red' : 'yellow') : 'green', summaryLine(s)))
-  return lines.join('\n') + '\n'
+  for (const r of report.results) lines.push(...resultLines(r, opts))
+  return lines.map((l) => l + '\n').join('') + textEnd(report, opts)
 }
 
 const findingJson = (f: Finding): Record<string, unknown> =>
@@ -121,7 +165,7 @@ const findingJson = (f: Finding): Record<string, unknown> =>
 export function formatJson (report: Report, opts: FormatOptions): string {
   const s = summarize(report)
   return JSON.stringify({
-    summary: { ...s, strict: opts.strict, passed: exitCodeOf(report, opts.strict) === 0 },
+    summary: { ...s, strict: opts.strict, passed: exitCodeOf(report, opts) === 0 },
     results: report.results.map((r) => ({
       file: r.file,
       index: r.index,
@@ -130,6 +174,7 @@ export function formatJson (report: Report, opts: FormatOptions): string {
       column: r.column,
       apiVersion: r.apiVersion,
       kind: r.kind,
+      checked: r.checked,
       name: r.name ?? null,
       namespace: r.namespace ?? null,
       allowed: r.allowed,
@@ -141,76 +186,10 @@ export function formatJson (report: Report, opts: FormatOptions): string {
   }, null, 2) + '\n'
 }
 
-// XML 1.0 allows tab, line feed, carriage return and the rest from U+0020, no lone surrogates.
-// eslint-disable-next-line no-control-regex -- removing what XML cannot carry is the point
-const NOT_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
-const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' }
-
-export function xml (text: string): string {
-  return text.replace(NOT_XML, '\uFFFD').replace(/[&<>"']/g, (c) => XML_ESCAPES[c] ?? c)
-}
-
-function testcaseName (r: Result): string {
-  const who = r.name === undefined ? '(no name)' : r.namespace === undefined ? r.name : `${r.namespace}/${r.name}`
-  return `${r.kind} ${who} (${r.file}:${r.line}:${r.column})`
-}
-
-/** One testsuite per file, one testcase per NIMService, a failure per denial cause (and warning, strict). */
-export function formatJunit (report: Report, opts: FormatOptions): string {
-  const files: string[] = []
-  const byFile = new Map<string, { cases: string[], tests: number, failures: number, errors: number }>()
-  const suite = (file: string): { cases: string[], tests: number, failures: number, errors: number } => {
-    let s = byFile.get(file)
-    if (s === undefined) {
-      s = { cases: [], tests: 0, failures: 0, errors: 0 }
-      byFile.set(file, s)
-      files.push(file)
-    }
-    return s
-  }
-  for (const e of report.errors) {
-    const s = suite(e.file)
-    s.tests++
-    s.errors++
-    s.cases.push(`    <testcase classname="${xml(e.file)}" name="${xml(`read ${e.file}`)}" file="${xml(e.file)}"${e.line !== undefined ? ` line="${e.line}"` : ''}>\n` +
-      `      <error type="input" message="${xml(e.message)}">${xml(formatInputError(e))}</error>\n    </testcase>`)
-  }
-  for (const r of report.results) {
-    const s = suite(r.file)
-    s.tests++
-    if (fails(r, opts.strict)) s.failures++
-    const body: string[] = []
-    for (const f of r.causes) {
-      body.push(`      <failure type="${xml(f.code)}" message="${xml(`${f.field}: ${f.message}`)}">${xml(findingLine(r.file, f))}</failure>`)
-    }
-    if (opts.strict) {
-      for (const f of r.warnings) {
-        body.push(`      <failure type="${xml(f.code)}" message="${xml(`warning: ${f.field}: ${f.message}`)}">${xml(findingLine(r.file, f))}</failure>`)
-      }
-    } else if (r.warnings.length > 0) {
-      body.push(`      <system-out>${xml(r.warnings.map((f) => findingLine(r.file, f)).join('\n'))}</system-out>`)
-    }
-    const open = `    <testcase classname="${xml(r.file)}" name="${xml(testcaseName(r))}" file="${xml(r.file)}" line="${r.line}"`
-    s.cases.push(body.length === 0 ? `${open}/>` : `${open}>\n${body.join('\n')}\n    </testcase>`)
-  }
-  let tests = 0
-  let failures = 0
-  let errors = 0
-  const suites = files.map((file) => {
-    const s = byFile.get(file) as { cases: string[], tests: number, failures: number, errors: number }
-    tests += s.tests
-    failures += s.failures
-    errors += s.errors
-    return `  <testsuite name="${xml(file)}" tests="${s.tests}" failures="${s.failures}" errors="${s.errors}">\n${s.cases.join('\n')}\n  </testsuite>`
-  })
-  return '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    `<testsuites name="nim-admission validate" tests="${tests}" failures="${failures}" errors="${errors}">\n` +
-    suites.map((s) => s + '\n').join('') +
-    '</testsuites>\n'
-}
-
 export function formatReport (format: OutputFormat, report: Report, opts: FormatOptions): string {
   if (format === 'json') return formatJson(report, opts)
   if (format === 'junit') return formatJunit(report, opts)
+  if (format === 'sarif') return formatSarif(report, opts)
+  if (format === 'github') return formatGithub(report, opts)
   return formatText(report, opts)
 }

@@ -15,6 +15,8 @@ const rules: RuleInfo[] = [
   { code: 'NIM002', kind: 'deny', title: 'required field missing (CRD schema)', fix: 'add the field' },
   { code: 'NIM003', kind: 'deny', title: 'unknown field (CRD schema; kubectl applies with strict field validation)', fix: 'check the spelling against the NIMService CRD, or remove the field' },
   { code: 'NIM004', kind: 'deny', title: 'object nested deeper than 100 levels', fix: 'flatten the object; no NIMService field nests that deep' },
+  { code: 'NIM005', kind: 'deny', title: 'metadata invalid: name, namespace, labels or annotations (apiserver ObjectMeta validation; offline gate)', fix: 'use a lowercase DNS name, label keys and values of letters, digits, -, _ and . (63 at most), string values' },
+  { code: 'NIM006', kind: 'deny', title: 'a spec label or annotation the operator copies onto a created object is invalid there', fix: 'use label and annotation keys [prefix/]name and label values of letters, digits, -, _ and . (63 at most)' },
   { code: 'NIM010', kind: 'deny', title: 'spec.replicas set while autoscaling is enabled', fix: 'remove spec.replicas: the HPA owns the replica count' },
   { code: 'NIM011', kind: 'deny', title: 'autoscaling enabled on a multi-node NIMService', fix: 'set spec.scale.enabled to false, or remove spec.multiNode' },
   { code: 'NIM012', kind: 'deny', title: 'autoscaling enabled without spec.scale.hpa', fix: 'add spec.scale.hpa with at least maxReplicas' },
@@ -50,7 +52,9 @@ const rules: RuleInfo[] = [
   { code: 'NIM110', kind: 'warn', title: 'metric target type does not match the value it sets', fix: 'set averageUtilization for Utilization, value for Value, averageValue for AverageValue' },
   { code: 'NIM111', kind: 'warn', title: 'spec.expose.service absent: defaulted to port 8000 by /mutate', fix: 'set spec.expose.service.port explicitly' },
   { code: 'NIM112', kind: 'warn', title: 'name not known yet (generateName): HPA annotation rendered at the next UPDATE', fix: 'nothing to do: any later update (the operator adds its finalizer with one) renders it; or create with metadata.name' },
-  { code: 'NIM113', kind: 'warn', title: 'HPA annotation not rendered: metadata.annotations would exceed 256 KiB', fix: 'shrink spec.annotations, spec.scale.annotations or the object\'s own annotations' }
+  { code: 'NIM113', kind: 'warn', title: 'HPA annotation not rendered: metadata.annotations would exceed 256 KiB', fix: 'shrink spec.annotations, spec.scale.annotations or the object\'s own annotations' },
+  { code: 'NIM120', kind: 'warn', title: 'looks like a NIMService but is not one (kind spelled differently, or an apps.nvidia.com version the CRD does not serve): not checked (offline gate)', fix: 'use apiVersion apps.nvidia.com/v1alpha1 and kind NIMService' },
+  { code: 'NIM121', kind: 'warn', title: 'the same NIMService (namespace/name) twice in the input: the last one wins (offline gate)', fix: 'rename one of them, or remove the duplicate' }
 ]
 
 export const RULES: ReadonlyMap<string, RuleInfo> = new Map(rules.map((r) => [r.code, r]))

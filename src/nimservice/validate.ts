@@ -4,6 +4,7 @@ import type { Cause, ReviewInput, Verdict, Warning } from './types.js'
 import { has, obj } from './json.js'
 import { schemaCauses } from './schema.js'
 import { ruleCauses } from './rules.js'
+import { renderedMetadataCauses } from './metadata.js'
 import { warningsFor } from './warnings.js'
 import { MAX_DEPTH, tooDeep } from './depth.js'
 import { ratchet } from './ratchet.js'
@@ -49,7 +50,8 @@ function allDenialCauses (input: ReviewInput): Cause[] {
   const oldSpec = input.operation === 'UPDATE' ? obj(obj(input.oldObject)?.spec) : undefined
   return dedupe([
     ...(spec === undefined ? schemaCauses({}) : schemaCauses(spec)),
-    ...ruleCauses(obj(spec) ?? {}, oldSpec)
+    ...ruleCauses(obj(spec) ?? {}, oldSpec),
+    ...renderedMetadataCauses(obj(spec) ?? {})
   ])
 }
 

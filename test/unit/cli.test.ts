@@ -9,6 +9,8 @@ import { parseAllDocuments } from 'yaml'
 import { mutateNIMService } from '../../src/nimservice/index.js'
 import { parseFieldPath, loadManifests } from '../../src/cli/input.js'
 import { xml } from '../../src/cli/report.js'
+import { withCrdDefaults } from '../../src/nimservice/crd-defaults.js'
+import { nimServiceSchema } from '../../src/cli/crd.js'
 import { FIX, ROOT, runCli } from '../fixtures/cli/harness.js'
 
 process.chdir(ROOT)
@@ -100,7 +102,7 @@ describe('validate: inputs', () => {
     const r = await runCli(['validate', '-o', 'json', `${FIX}/tree`])
     const report = jsonReport(r.stdout)
     assert.deepEqual(report.results.map((x) => x.file), [`${FIX}/tree/a.yaml`, `${FIX}/tree/sub/b.yml`])
-    assert.deepEqual(report.summary, { documents: 3, nimServices: 2, denied: 0, warnings: 1, unreadable: 0, strict: false, passed: true })
+    assert.deepEqual(report.summary, { documents: 3, nimServices: 2, denied: 0, warnings: 1, skipped: 0, unreadable: 0, strict: false, passed: true })
     assert.equal(r.code, 0)
   })
 
@@ -152,18 +154,16 @@ describe('validate: unreadable input', () => {
     assert.equal(r.code, 2)
     assert.deepEqual(lines(r.stderr), [
       `nim-admission: ${syntax}:4:1: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]`,
-      `nim-admission: ${scalar}:1:1: document is a string, not an object (a manifest is a mapping with apiVersion and kind)`,
-      `nim-admission: ${seq}:3:1: document is a list, not an object (a manifest is a mapping with apiVersion and kind)`,
       `nim-admission: ${garbage}:2:3: not a text file: control character 0x00 (binary content?)`,
       `nim-admission: ${latin1}:2:10: not a text file: invalid UTF-8 (binary content?)`,
-      `nim-admission: ${empty}:1:1: empty input: no YAML or JSON document`,
-      `nim-admission: ${blank}:1:1: empty input: no YAML or JSON document`,
       `nim-admission: ${dup}:2:1: YAML syntax error: Map keys must be unique`,
       `nim-admission: ${missing}: cannot read: no such file or directory`
     ])
     // The readable documents were still checked and reported.
     assert.match(r.stdout, /positions\.yaml:20:3: error NIM010 spec\.replicas/)
-    assert.match(r.stdout, /^4 documents, 2 NIMServices, 1 denied, 0 warnings, 9 unreadable$/m)
+    // A scalar or list document is no Kubernetes object: skipped, as empty files are (kubectl skips them).
+    assert.match(r.stdout, /^4 documents, 2 NIMServices, 1 denied, 0 warnings, 2 skipped \(not Kubernetes objects\), 5 unreadable$/m)
+    void scalar; void empty; void blank
     assert.doesNotMatch(r.stderr + r.stdout, /\n\s+at /, 'no stack trace')
   })
 
@@ -181,24 +181,21 @@ describe('validate: unreadable input', () => {
     assert.equal(r.code, 2)
   })
 
-  test('a folder without manifests, and empty stdin, are errors', async () => {
+  test('a folder without manifests is an error; empty stdin is not', async () => {
     mkdirSync(join(tmp, 'nothing-here'), { recursive: true })
     write('nothing-here/notes.md', '# no manifests\n')
     const r = await runCli(['validate', join(tmp, 'nothing-here'), '-'], { stdin: '' })
-    assert.deepEqual(lines(r.stderr), [
-      `nim-admission: ${join(tmp, 'nothing-here')}: no .yaml, .yml or .json file in this folder`,
-      'nim-admission: <stdin>:1:1: empty input: no YAML or JSON document'
-    ])
+    assert.deepEqual(lines(r.stderr), [`nim-admission: ${join(tmp, 'nothing-here')}: no .yaml, .yml or .json file in this folder`])
     assert.equal(r.code, 2)
   })
 
   test('JSON and JUnit reports carry the input errors too', async () => {
-    const scalar = write('scalar2.yaml', '42\n')
-    const json = jsonReport((await runCli(['validate', '-o', 'json', scalar])).stdout)
-    assert.deepEqual(json.errors, [{ file: scalar, line: 1, column: 1, message: 'document is a number (42), not an object (a manifest is a mapping with apiVersion and kind)' }])
-    const junit = (await runCli(['validate', '-o', 'junit', scalar])).stdout
-    assert.match(junit, /<testsuites name="nim-admission validate" tests="1" failures="0" errors="1">/)
-    assert.match(junit, /<error type="input" message="document is a number \(42\), not an object/)
+    const dup = write('dup2.yaml', 'kind: X\nkind: Y\n')
+    const json = jsonReport((await runCli(['validate', '-o', 'json', dup])).stdout)
+    assert.deepEqual(json.errors, [{ file: dup, line: 2, column: 1, message: 'YAML syntax error: Map keys must be unique' }])
+    const junit = (await runCli(['validate', '-o', 'junit', dup])).stdout
+    assert.match(junit, /<testsuites name="nim-admission validate" tests="1" failures="0" errors="1" time=/)
+    assert.match(junit, /<error type="input" message="YAML syntax error: Map keys must be unique"/)
   })
 })
 
@@ -207,7 +204,7 @@ describe('validate: reports', () => {
     const r = await runCli(['validate', '-o', 'json', `${FIX}/positions.yaml`, `${FIX}/tree/sub/b.yml`])
     const report = jsonReport(r.stdout)
     assert.deepEqual(Object.keys(report), ['summary', 'results', 'errors'])
-    assert.deepEqual(report.summary, { documents: 4, nimServices: 3, denied: 1, warnings: 1, unreadable: 0, strict: false, passed: false })
+    assert.deepEqual(report.summary, { documents: 4, nimServices: 3, denied: 1, warnings: 1, skipped: 0, unreadable: 0, strict: false, passed: false })
     const bad = report.results[0] as JsonResult
     assert.deepEqual({ ...bad, causes: bad.causes.length }, {
       file: `${FIX}/positions.yaml`,
@@ -217,6 +214,7 @@ describe('validate: reports', () => {
       column: 1,
       apiVersion: 'apps.nvidia.com/v1alpha1',
       kind: 'NIMService',
+      checked: true,
       name: 'llm-bad',
       namespace: 'nim',
       allowed: false,
@@ -234,23 +232,24 @@ describe('validate: reports', () => {
   test('junit: a testcase per NIMService, a failure per denial cause; warnings as output, or failures with --strict', async () => {
     const paths = [`${FIX}/positions.yaml`, `${FIX}/tree/sub/b.yml`]
     const plain = (await runCli(['validate', '-o', 'junit', ...paths])).stdout
-    assert.match(plain, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<testsuites name="nim-admission validate" tests="3" failures="1" errors="0">/)
+    assert.match(plain, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<testsuites name="nim-admission validate" tests="3" failures="1" errors="0" time="\d+\.\d{3}">/)
     assert.equal(plain.match(/<testcase /g)?.length, 3)
     assert.equal(plain.match(/<failure /g)?.length, 2)
-    assert.match(plain, /<testsuite name="test\/fixtures\/cli\/positions.yaml" tests="2" failures="1" errors="0">/)
-    assert.match(plain, /<testcase classname="test\/fixtures\/cli\/positions.yaml" name="NIMService nim\/llm-bad \(test\/fixtures\/cli\/positions.yaml:10:1\)" file="test\/fixtures\/cli\/positions.yaml" line="10">/)
+    assert.match(plain, /<testsuite name="test\/fixtures\/cli\/positions.yaml" tests="2" failures="1" errors="0" skipped="0" time="\d+\.\d{3}">/)
+    // Named namespace/name (stable when lines move), classname without dots, a time on every testcase.
+    assert.match(plain, /<testcase classname="NIMService" name="nim\/llm-bad" file="test\/fixtures\/cli\/positions.yaml" line="10" time="\d+\.\d{3}">/)
     assert.match(plain, /<failure type="NIM010" message="spec.replicas: spec.replicas cannot be set when spec.scale.enabled is true">/)
     assert.match(plain, /<system-out>test\/fixtures\/cli\/tree\/sub\/b.yml:14:7: warning NIM101 /)
     assert.equal(plain.match(/<testcase [^>]*\/>/g)?.length, 1, 'the allowed NIMService without warnings is an empty testcase')
 
     const strict = await runCli(['validate', '-o', 'junit', '--strict', ...paths])
-    assert.match(strict.stdout, /<testsuites name="nim-admission validate" tests="3" failures="2" errors="0">/)
+    assert.match(strict.stdout, /<testsuites name="nim-admission validate" tests="3" failures="2" errors="0" time=/)
     assert.match(strict.stdout, /<failure type="NIM101" message="warning: spec.scale.hpa.minReplicas: /)
     assert.equal(strict.code, 1)
   })
 
   test('junit escapes what XML cannot carry', () => {
-    assert.equal(xml('a<b & "c" \'d\' \u0001 \ud800'), 'a&lt;b &amp; &quot;c&quot; &apos;d&apos; \ufffd \ufffd')
+    assert.equal(xml('a<b & "c" \'d\' \u0001 \ud800\n'), 'a&lt;b &amp; &quot;c&quot; &apos;d&apos; \ufffd \ufffd&#10;')
   })
 
   test('colour only on a terminal, and never with --no-color or NO_COLOR', async () => {
@@ -286,10 +285,10 @@ describe('render', () => {
     assert.equal(r.code, 1)
     const docs = parseAllDocuments(r.stdout, { version: '1.1' }).map((d) => d.toJS() as Json)
     const [good] = loadManifests({ file: 'p', text: readFileSync(`${FIX}/positions.yaml`, 'utf8') }).manifests.filter((m) => (m.object.metadata as Json).name === 'llm-good')
-    const mutation = mutateNIMService({ operation: 'CREATE', object: good?.object, namespace: 'default' })
+    const mutation = mutateNIMService({ operation: 'CREATE', object: withCrdDefaults(good?.object, nimServiceSchema()), namespace: 'default' })
     assert.deepEqual(docs, [mutation.object, mutation.hpa])
     assert.equal((docs[1] as Json).kind, 'HorizontalPodAutoscaler')
-    assert.match(r.stdout, /^# NIMService nim\/llm-good from test\/fixtures\/cli\/positions.yaml:40:1, as \/mutate leaves it$/m)
+    assert.match(r.stdout, /^# NIMService nim\/llm-good from test\/fixtures\/cli\/positions.yaml:40:1, as the cluster stores it \(CRD defaults, then \/mutate\)$/m)
     assert.deepEqual(lines(r.stderr), [
       `${FIX}/positions.yaml:10:1: NIMService nim/llm-bad denied: NIMService "llm-bad" is invalid: spec.replicas: spec.replicas cannot be set when spec.scale.enabled is true; spec.scale.hpa.metrics[0].resource.target.averageUtilization: Invalid value: -5: must be greater than 0`,
       `${FIX}/positions.yaml:20:3: error NIM010 spec.replicas: spec.replicas cannot be set when spec.scale.enabled is true (fix: remove spec.replicas: the HPA owns the replica count)`,
