@@ -157,15 +157,21 @@ export function manifestFor (nim: NimView): JsonObject {
   return { ...desired, metadata: { ...meta, ownerReferences: [owner] } }
 }
 
+/**
+ * The annotation compared with the render: as parsed JSON (the apiserver may hand the spec back with its
+ * keys in another order, so the text of an honest annotation need not be the text of the render), or by
+ * hash when it was too long to keep; and its sha annotation must be the hash of its text.
+ */
 function forged (nim: NimView): Finding | undefined {
   const hint = nim.hint
   if (hint === undefined) return undefined
-  if (nim.desiredSha !== undefined && hint.contentSha === nim.desiredSha && (hint.claimedSha === undefined || hint.claimedSha === nim.desiredSha)) return undefined
-  let detail: string
+  const shaOk = hint.claimedSha === undefined || hint.claimedSha === hint.contentSha
+  let detail: string | undefined
   if (nim.desired === undefined) detail = 'the spec renders no HPA (autoscaling off, multiNode, or no spec.scale.hpa)'
-  else if (hint.manifest !== undefined && hint.contentSha !== nim.desiredSha) detail = `differs in ${differences('', nim.desired, hint.manifest).map((f) => f.replace(/^\./, '')).join('; ')}`
-  else if (hint.contentSha !== nim.desiredSha) detail = 'its text is not JSON or too long to compare'
-  else detail = 'nim-admission.io/hpa-sha256 is not the SHA-256 of the render'
+  else if (hint.contentSha === nim.desiredSha || (hint.manifest !== undefined && jsonEqual(hint.manifest, nim.desired))) detail = shaOk ? undefined : 'nim-admission.io/hpa-sha256 is not the SHA-256 of nim-admission.io/hpa'
+  else if (hint.manifest !== undefined) detail = `differs in ${differences('', nim.desired, hint.manifest).map((f) => f.replace(/^\./, '')).join('; ')}`
+  else detail = 'its text is not JSON or too long to compare'
+  if (detail === undefined) return undefined
   return { type: 'Warning', reason: REASONS.forged, message: `nim-admission.io/hpa is not what the spec renders (forged, or stale from an earlier spec): ${detail}; ignored, the HPA is judged from the spec alone` }
 }
 

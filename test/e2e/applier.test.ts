@@ -215,8 +215,10 @@ describe('nim-admission apply against a real kube-apiserver', { skip: missing ? 
     k(['create', '-f', '-'], JSON.stringify(annotatedNim('probe', EXCLUDED_NS, undefined, { scale: { enabled: false } })))
     const probeNim = nimOf(EXCLUDED_NS, 'probe')
     const denied = await apiRequest(asApplier, 'POST', `/apis/autoscaling/v2/namespaces/${EXCLUDED_NS}/horizontalpodautoscalers`, {
-      ...renderHpa(probeNim, EXCLUDED_NS),
-      metadata: { name: 'probe', namespace: EXCLUDED_NS, ownerReferences: [{ apiVersion: 'apps.nvidia.com/v1alpha1', kind: 'NIMService', name: 'probe', uid: probeNim.metadata.uid, controller: true, blockOwnerDeletion: true }] }
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { name: 'probe', namespace: EXCLUDED_NS, ownerReferences: [{ apiVersion: 'apps.nvidia.com/v1alpha1', kind: 'NIMService', name: 'probe', uid: probeNim.metadata.uid, controller: true, blockOwnerDeletion: true }] },
+      spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'probe' }, maxReplicas: 2 }
     })
     assert.equal(denied.status, 403, `blockOwnerDeletion without RBAC on nimservices/finalizers: ${JSON.stringify(denied.body)}`)
     assert.match(denied.body.message, /blockOwnerDeletion|finalizers/)

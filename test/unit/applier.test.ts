@@ -2,6 +2,7 @@
 // spec), who an HPA belongs to, where the webhook covers, and what verify and write mode do in each case.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { mutateNIMService } from '../../src/nimservice/index.js'
 import { HPA_ANNOTATION, HPA_SHA_ANNOTATION } from '../../src/nimservice/hpa-render.js'
 import { decide, differences, hpaDifferences, manifestFor, ownership, REASONS, type DecideInput, type Decision } from '../../src/applier/reconcile.js'
@@ -170,6 +171,19 @@ describe('decide --mode verify: reports, never writes', () => {
       const w = decide(base(v, { mode, knownForMs: 60_000 }))
       if (w.write?.kind === 'create') assert.deepEqual((w.write.manifest.spec as Json).scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: 'llm' })
     }
+  })
+
+  it('an honest annotation with its keys in another order (as the apiserver may return them) is not forged; a wrong sha is', () => {
+    const o = stored()
+    const manifest = JSON.parse(o.metadata.annotations[HPA_ANNOTATION]) as Json
+    const reordered = JSON.stringify({ spec: { maxReplicas: manifest.spec.maxReplicas, ...manifest.spec }, metadata: manifest.metadata, kind: manifest.kind, apiVersion: manifest.apiVersion })
+    assert.notEqual(reordered, o.metadata.annotations[HPA_ANNOTATION])
+    o.metadata.annotations[HPA_ANNOTATION] = reordered
+    o.metadata.annotations[HPA_SHA_ANNOTATION] = createHash('sha256').update(reordered).digest('hex')
+    const v = view(o)
+    assert.deepEqual(decide(base(v, { hpa: operatorHpa(v) })).findings, [])
+    o.metadata.annotations[HPA_SHA_ANNOTATION] = 'f'.repeat(64)
+    assert.match(decide(base(view(o), { hpa: operatorHpa(v) })).findings[0]?.message ?? '', /hpa-sha256 is not the SHA-256/)
   })
 
   it('an annotation on a NIMService that renders no HPA is forged too', () => {
