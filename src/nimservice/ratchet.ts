@@ -9,7 +9,7 @@
 // for `required`, and for the rules that read several fields, all of them (maxReplicas against
 // minReplicas, replicas against scale.enabled, a metric as a whole). List items are correlated by index.
 import type { Cause } from './types.js'
-import { isObject } from './json.js'
+import { isObject, jsonEqual } from './json.js'
 
 /** The field paths (in the cause's notation) a rule reads, or undefined when the rule is never ratcheted. */
 type Scope = (field: string) => string[] | undefined
@@ -74,85 +74,97 @@ export interface Ratcheted {
  * annotation, a finalizer) each cause on it is one the old object had, found without judging it again.
  */
 export function ratchet (causes: readonly Cause[], judgeOld: () => readonly Cause[], object: unknown, oldObject: unknown): Ratcheted {
-  const same = new Sameness(object, oldObject)
-  const specSame = same.at(['spec'])
+  const [spec, oldSpec] = [child(object, 'spec'), child(oldObject, 'spec')]
+  const specSame = spec.has === oldSpec.has && (!spec.has || jsonEqual(spec.value, oldSpec.value))
   let had: Set<string> | undefined
+  // Per cause, in order: exempt (true), denied (false), or the scope nodes to compare.
+  const decided: Array<boolean | Trie[]> = []
+  const scopes = new Trie()
+  let pending = false
+  for (const c of causes) {
+    const paths = SCOPES.get(c.code)?.(c.field)
+    const onSpec = c.field === 'spec' || c.field.startsWith('spec.') || c.field.startsWith('spec[')
+    if (paths === undefined || (specSame && onSpec)) { decided.push(paths !== undefined); continue }
+    had ??= new Set(judgeOld().map((o) => `${o.code} ${o.field}`))
+    const nodes = had.has(`${c.code} ${c.field}`) ? scopeNodes(paths, object, scopes) : undefined
+    decided.push(nodes ?? false)
+    pending ||= nodes !== undefined
+  }
+  // The rest: the old object had the same cause, and each node of its scope is the same in both.
+  if (pending) compare(object, true, oldObject, true, scopes)
   const denied: Cause[] = []
   const exempt: Cause[] = []
-  const keys = new Map<string, Key[] | undefined>()
-  for (const c of causes) {
-    const onSpec = c.field === 'spec' || c.field.startsWith('spec.') || c.field.startsWith('spec[')
-    if (specSame && onSpec && SCOPES.has(c.code)) { exempt.push(c); continue }
-    had ??= new Set(judgeOld().map((o) => `${o.code} ${o.field}`))
-    if (had.has(`${c.code} ${c.field}`) && unchanged(c, object, same, keys)) exempt.push(c)
-    else denied.push(c)
-  }
+  causes.forEach((c, i) => {
+    const d = decided[i] as boolean | Trie[]
+    const same = typeof d === 'boolean' ? d : d.every((n) => n.same)
+    ;(same ? exempt : denied).push(c)
+  })
   return { denied, exempt }
-}
-
-function unchanged (cause: Cause, object: unknown, same: Sameness, parsed: Map<string, Key[] | undefined>): boolean {
-  const paths = SCOPES.get(cause.code)?.(cause.field)
-  if (paths === undefined) return false
-  for (const path of paths) {
-    let keys = parsed.get(path)
-    if (keys === undefined && !parsed.has(path)) parsed.set(path, keys = parseField(path, object))
-    if (keys === undefined || !same.at(keys)) return false
-  }
-  return true
 }
 
 type Key = string | number
 
-const isContainer = (v: unknown): v is object => v !== null && typeof v === 'object'
-
-/**
- * Which nodes of the new object deep-equal the node at the same path of the old one, found in one walk
- * of both (linear), so that a hundred causes under one large changed node do not compare it a hundred
- * times. Both bodies are at most MAX_DEPTH deep (checked before), so the walk recurses safely.
- */
-class Sameness {
-  private readonly equal = new WeakMap<object, boolean>()
-
-  constructor (private readonly object: unknown, private readonly oldObject: unknown) {
-    this.walk(object, oldObject)
-  }
-
-  /** Whether the value at `keys` is the same in both (absent from both counts as the same). */
-  at (keys: readonly Key[]): boolean {
-    let [a, b] = [this.object, this.oldObject]
+/** The scope paths of the cause as nodes of one tree shared by all causes, so each is compared once. */
+function scopeNodes (paths: readonly string[], object: unknown, scopes: Trie): Trie[] | undefined {
+  const nodes: Trie[] = []
+  for (const path of paths) {
+    const keys = parseField(path, object)
+    if (keys === undefined) return undefined
+    let node = scopes
     for (const k of keys) {
-      if (isContainer(a) && this.equal.get(a) === true) return true
-      const [inA, inB] = [holds(a, k), holds(b, k)]
-      if (!inA || !inB) return inA === inB
-      a = (a as Record<Key, unknown>)[k]
-      b = (b as Record<Key, unknown>)[k]
+      let next = node.children.get(k)
+      if (next === undefined) node.children.set(k, next = new Trie())
+      node = next
     }
-    return isContainer(a) ? this.equal.get(a) === true : a === b
+    node.needed = true
+    nodes.push(node)
   }
-
-  // Walks only the nodes both objects have: below a node one of them lacks, at() stops on its own.
-  private walk (a: unknown, b: unknown): boolean {
-    if (!isContainer(a)) return a === b
-    let same = false
-    if (Array.isArray(a)) {
-      if (Array.isArray(b)) {
-        same = a.length === b.length
-        for (let i = 0; i < Math.min(a.length, b.length); i++) same = this.walk(a[i], b[i]) && same
-      }
-    } else if (isObject(b)) {
-      const keys = Object.keys(a)
-      same = keys.length === Object.keys(b).length
-      for (const k of keys) same = (Object.hasOwn(b, k) ? this.walk((a as Record<string, unknown>)[k], b[k]) : false) && same
-    }
-    // A node shared between two paths (never in parsed JSON) counts as the same only if it is at both.
-    this.equal.set(a, same && this.equal.get(a) !== false)
-    return same
-  }
+  return nodes
 }
 
-function holds (v: unknown, k: Key): boolean {
-  if (typeof k === 'number') return Array.isArray(v) && k < v.length
-  return isObject(v) && Object.hasOwn(v, k)
+/** A path of the object (a scope, or on the way to one), and whether its value is the same in old and new. */
+class Trie {
+  readonly children = new Map<Key, Trie>()
+  needed = false
+  same = false
+}
+
+/**
+ * One walk of both objects along the scope tree: each needed node learns whether the new value (or its
+ * absence) equals the old one. A needed node's value is compared whole, its children on the tree by
+ * their own visit, the rest by a comparison that stops at the first difference; so every value is
+ * compared at most once (linear). Both bodies are at most MAX_DEPTH deep (checked before).
+ */
+function compare (a: unknown, inA: boolean, b: unknown, inB: boolean, node: Trie, whole = false): boolean {
+  whole ||= node.needed
+  let same = inA === inB
+  if (whole && same && inA) {
+    if (Array.isArray(a) && Array.isArray(b)) {
+      same = a.length === b.length
+      for (let i = 0; same && i < a.length; i++) if (!node.children.has(i)) same = jsonEqual(a[i], b[i])
+    } else if (isObject(a) && isObject(b)) {
+      const keys = Object.keys(a)
+      same = keys.length === Object.keys(b).length
+      for (let i = 0; same && i < keys.length; i++) {
+        const k = keys[i] as string
+        if (!node.children.has(k)) same = Object.hasOwn(b, k) && jsonEqual(a[k], b[k])
+      }
+    } else {
+      same = jsonEqual(a, b)
+    }
+  }
+  // Children on the tree are visited for their own answer, which is also part of this node's.
+  for (const [k, next] of node.children) {
+    const [x, y] = [child(inA ? a : undefined, k), child(inB ? b : undefined, k)]
+    same = compare(x.value, x.has, y.value, y.has, next, whole) && same
+  }
+  node.same = same
+  return same
+}
+
+function child (v: unknown, k: Key): { has: boolean, value: unknown } {
+  if (typeof k === 'number') return Array.isArray(v) && k < v.length ? { has: true, value: v[k] } : { has: false, value: undefined }
+  return isObject(v) && Object.hasOwn(v, k) ? { has: true, value: v[k] } : { has: false, value: undefined }
 }
 
 const IDENT = /[A-Za-z0-9_]+/y

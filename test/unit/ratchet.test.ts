@@ -51,6 +51,13 @@ const rows: Row[] = [
   { name: 'replicas with autoscaling: a new replicas value is denied', old: replicasWithScale, change: (o) => { (o.spec as Json).replicas = 3 }, denied: ['NIM010 spec.replicas'], ratcheted: [] },
   { name: 'a valid object made invalid is denied (nothing to inherit)', old: () => autoscaled(), change: (o) => { hpaOf(o).maxReplicas = 1 }, denied: ['NIM021 spec.scale.hpa.maxReplicas'], ratcheted: [] },
   {
+    name: 'nested scopes: a change inside multiNode denies the rule on multiNode, not the one on its unchanged computeDomain',
+    old: () => nim({ replicas: 1, multiNode: { parallelism: { pipeline: 2 }, mpi: { mpiStartTimeout: 300 }, ray: { rayPort: 6379 }, computeDomain: { create: true, name: 'cd' } } }),
+    change: (o) => { (at(o, 'spec', 'multiNode').parallelism as Json).pipeline = 4 },
+    denied: ['NIM040 spec.multiNode', 'NIM050 spec.multiNode'],
+    ratcheted: ['NIM041 spec.multiNode.computeDomain']
+  },
+  {
     name: 'an immutability rule (a transition rule) is never ratcheted',
     old: () => nim({ replicas: 1, multiNode: { parallelism: { pipeline: 2 }, mpi: { mpiStartTimeout: 300 }, ray: { rayPort: 6379 } } }),
     change: (o) => { (at(o, 'spec', 'multiNode').parallelism as Json).pipeline = 4 },
