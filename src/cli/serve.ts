@@ -32,6 +32,8 @@ export function registerServeCommand (program: Command): void {
     .option('--request-timeout <duration>', 'whole-request deadline (keep it below the webhook timeoutSeconds)', durationMs, defaultOptions.requestTimeoutMs)
     .option('--review-budget <duration>', 'time from a body received to its answer; a large review still running then is stopped and answered by the budget (keep it well below timeoutSeconds)', durationMs, defaultOptions.reviewBudgetMs)
     .option('--budget-failure-policy <policy>', 'what /validate answers for a review stopped by its budget: Fail (deny) or Ignore (allow with NIM114); /mutate always allows it unchanged', defaultOptions.budgetFailurePolicy)
+    .option('--review-workers <n>', 'worker threads judging large bodies', int('review-workers'), defaultOptions.reviewWorkers)
+    .option('--review-worker-heap <MB>', 'heap of a review worker; a review needing more is answered like one over its time', int('review-worker-heap'), defaultOptions.reviewWorkerHeapMb)
     .option('--max-connections-per-ip <n>', 'connections from one source address at once', int('max-connections-per-ip'), defaultOptions.maxConnectionsPerIp)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', defaultOptions.logLevel)
     .addHelpText('after', `
@@ -54,6 +56,8 @@ Examples:
         reviewBudgetMs: flags.reviewBudget as number,
         budgetFailurePolicy: flags.budgetFailurePolicy as never,
         maxConnectionsPerIp: flags.maxConnectionsPerIp as number,
+        reviewWorkers: flags.reviewWorkers as number,
+        reviewWorkerHeapMb: flags.reviewWorkerHeap as number,
         logLevel: flags.logLevel as never
       })
       stopOnSignals(server.logger, 'draining, then stopping', server.shutdown)

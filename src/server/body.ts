@@ -32,7 +32,8 @@ export function parseJsonBytes (bytes: Uint8Array): unknown {
 /** A body too large to judge in the event loop, in memory the review pool's worker reads without a copy. */
 export class LargeBody {
   private released = false
-  constructor (readonly bytes: Uint8Array, private readonly onRelease: () => void) {}
+  /** `startedAt`: when its headers were in (performance.now()); its budget counts from there, wait and upload included. */
+  constructor (readonly bytes: Uint8Array, private readonly onRelease: () => void, readonly startedAt: number = performance.now()) {}
   /** Frees its slot; idempotent. */
   release (): void {
     if (this.released) return
@@ -93,6 +94,7 @@ type Done = (err: Error | null, body?: unknown) => void
 /** The fastify content-type parser for application/json (called with the raw request stream). */
 export function jsonBodyReader (opts: BodyReaderOptions): (request: { raw: IncomingMessage, headers: IncomingMessage['headers'] }, payload: Readable, done: Done) => void {
   return (request, payload, done) => {
+    const startedAt = performance.now()
     const header = request.headers['content-length']
     const length = header === undefined ? undefined : Number(header)
     if (length !== undefined && length > opts.limitBytes) {
@@ -121,7 +123,7 @@ export function jsonBodyReader (opts: BodyReaderOptions): (request: { raw: Incom
           done(err ?? badLength())
           return
         }
-        done(null, new LargeBody(bytes, release))
+        done(null, new LargeBody(bytes, release, startedAt))
       })
     }, (err: Error) => { done(err) })
   }

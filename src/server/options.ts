@@ -27,7 +27,10 @@ export interface ServeOptions {
   largeBodyBytes: number
   /** Large bodies read, parsed or judged at once; more wait, unread, held by TCP (memory is what they bound). */
   maxLargeBodies: number
-  /** Worker threads judging large bodies (started on first use, stopped when idle). */
+  /**
+   * Worker threads judging large bodies (started on first use, stopped when idle). One: large bodies are
+   * rare, a second worker would not keep an attacker from filling both, and each costs its heap in memory.
+   */
   reviewWorkers: number
   /**
    * Time from a body received to its answer, under the webhook's timeoutSeconds (5 s in the chart): a
@@ -69,11 +72,11 @@ export const defaultOptions: Readonly<ServeOptions> = Object.freeze({
   keepAliveTimeoutMs: 95_000,
   bodyLimitBytes: 7 * 1024 * 1024,
   largeBodyBytes: 256 * 1024,
-  maxLargeBodies: 4,
-  reviewWorkers: 2,
+  maxLargeBodies: 3,
+  reviewWorkers: 1,
   reviewBudgetMs: 2000,
   budgetFailurePolicy: 'Fail',
-  reviewWorkerHeapMb: 192,
+  reviewWorkerHeapMb: 160,
   tlsHandshakeTimeoutMs: 5000,
   maxConnectionsPerIp: 512,
   maxEventLoopDelayMs: 1000,

@@ -129,7 +129,7 @@ export class ReviewPool {
   }
 
   private spawn (): Slot {
-    const heapMb = this.opts.heapMb ?? 192
+    const heapMb = this.opts.heapMb ?? 160
     const worker = (this.opts.createWorker ?? defaultCreateWorker)({ maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: Math.min(32, Math.max(4, Math.floor(heapMb / 8))) })
     let setReady = (): void => {}
     const ready = new Promise<void>((resolve) => { setReady = resolve })

@@ -9,7 +9,8 @@ import { budgetResponse, internalErrorResponse, refusalBody, type BudgetFailureP
 import { HANDLERS, type Endpoint, type Outcome } from '../admission/handlers.js'
 import type { Metrics } from './metrics.js'
 import { defaultOptions } from './options.js'
-import { BodyError, LargeBody, Slots, jsonBodyReader, parseJsonBytes } from './body.js'
+import { LargeBody, Slots, jsonBodyReader } from './body.js'
+import { scanReviewHeader } from './review-header.js'
 import { ReviewPool } from './review-pool.js'
 import { clip, headerOf, reviewLine, summarize, type ReviewHeader, type ReviewSummary } from './review-line.js'
 import { closeSilentConnections, limitConnectionsPerIp } from './connections.js'
@@ -144,17 +145,11 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
       return send(reply, result.json)
     }
     let header: ReviewHeader | undefined = result.header
+    // Stopped before the worker decoded it (queued, or a worker still starting): scan the bytes for who
+    // it is for, without building the object in this thread.
+    header ??= scanReviewHeader(body.bytes)
     if (header === undefined) {
-      // Stopped before the worker decoded it (queued, or a worker just starting): read here who it is
-      // for. JSON.parse is linear; this runs only on this path, for one of a few large bodies at a time.
-      try {
-        const review = decodeReview(parseJsonBytes(body.bytes))
-        header = headerOf(review.apiVersion, review.request)
-      } catch (err) {
-        if (err instanceof BodyError) return badRequest(reply, err.statusCode, reasonOf(err.code), err.message)
-        if (err instanceof BadReview) return badRequest(reply, err.statusCode, err.reason, err.message)
-        throw err
-      }
+      return badRequest(reply, 400, 'not_a_review', 'the body was not decoded within the review budget, and it has no AdmissionReview header (apiVersion, request.uid, request.operation, request.kind)')
     }
     let response
     if (result.why === 'crash') {
@@ -175,7 +170,7 @@ export function buildWebhookApp (opts: WebhookAppOptions): FastifyInstance {
     const body = request.body
     if (body instanceof LargeBody) {
       try {
-        return await judgeLarge(endpoint, body, reply, started)
+        return await judgeLarge(endpoint, body, reply, body.startedAt)
       } finally {
         body.release()
       }

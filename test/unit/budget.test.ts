@@ -246,3 +246,27 @@ test('only a few large bodies are read at once: the next waits for a slot, and o
     await app.close()
   }
 })
+
+test('reads who a review is for from its bytes, as decoding it would, without parsing the object', async () => {
+  const { scanReviewHeader } = await import('../../src/server/review-header.js')
+  const { decodeReview } = await import('../../src/admission/review.js')
+  const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text))
+  const body = review(autoscaled(), { dryRun: true, operation: 'UPDATE', oldObject: autoscaled() })
+  const text = JSON.stringify(body, null, 1)
+  const decoded = decodeReview(JSON.parse(text)).request
+  assert.deepEqual(scanReviewHeader(bytes(text)), {
+    apiVersion: 'admission.k8s.io/v1', uid: decoded.uid, kind: 'NIMService', operation: 'UPDATE', dryRun: true, namespace: 'nim', name: 'llm'
+  })
+  // Decoys inside the object (metadata.uid, nested "request"s), escapes, and the last of duplicate keys.
+  const tricky = '{"request":{"object":{"metadata":{"uid":"decoy","request":{"uid":"decoy2"}},"s":"\\"}{"},"uid":"first",' +
+    '"u\\u0069d":"real-\\u00e9","operation":"CREATE","kind":{"group":"g","kind":"NIMService"}},"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1beta1"}'
+  const parsed = decodeReview(JSON.parse(tricky))
+  const scanned = scanReviewHeader(bytes(tricky))
+  assert.equal(scanned?.uid, parsed.request.uid)
+  assert.equal(scanned?.uid, 'real-é')
+  assert.equal(scanned?.apiVersion, 'admission.k8s.io/v1beta1')
+  for (const bad of ['', '[]', '{"apiVersion":"admission.k8s.io/v1","request":{"uid":"1","operation":"CREATE"}', '{"apiVersion":"v9","request":{"uid":"1","operation":"CREATE","kind":{"kind":"K"}}}',
+    `{"apiVersion":"admission.k8s.io/v1","request":{"uid":"${'u'.repeat(300)}","operation":"CREATE","kind":{"kind":"K"}}}`]) {
+    assert.equal(scanReviewHeader(bytes(bad)), undefined, bad.slice(0, 60))
+  }
+})
