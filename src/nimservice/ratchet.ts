@@ -76,7 +76,7 @@ export interface Ratcheted {
 export function ratchet (causes: readonly Cause[], judgeOld: () => readonly Cause[], object: unknown, oldObject: unknown): Ratcheted {
   const [spec, oldSpec] = [child(object, 'spec'), child(oldObject, 'spec')]
   const specSame = spec.has === oldSpec.has && (!spec.has || jsonEqual(spec.value, oldSpec.value))
-  let had: Set<string> | undefined
+  let had: Map<string, Set<string>> | undefined
   // Per cause, in order: exempt (true), denied (false), or the scope nodes to compare.
   const decided: Array<boolean | Trie[]> = []
   const scopes = new Trie()
@@ -85,8 +85,8 @@ export function ratchet (causes: readonly Cause[], judgeOld: () => readonly Caus
     const paths = SCOPES.get(c.code)?.(c.field)
     const onSpec = c.field === 'spec' || c.field.startsWith('spec.') || c.field.startsWith('spec[')
     if (paths === undefined || (specSame && onSpec)) { decided.push(paths !== undefined); continue }
-    had ??= new Set(judgeOld().map((o) => `${o.code} ${o.field}`))
-    const nodes = had.has(`${c.code} ${c.field}`) ? scopeNodes(paths, object, scopes) : undefined
+    had ??= byCode(judgeOld())
+    const nodes = had.get(c.code)?.has(c.field) === true ? scopeNodes(paths, object, scopes) : undefined
     decided.push(nodes ?? false)
     pending ||= nodes !== undefined
   }
@@ -103,6 +103,17 @@ export function ratchet (causes: readonly Cause[], judgeOld: () => readonly Caus
 }
 
 type Key = string | number
+
+/** The old object's causes as code -> fields (no key strings built per cause). */
+function byCode (causes: readonly Cause[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>()
+  for (const c of causes) {
+    let fields = out.get(c.code)
+    if (fields === undefined) out.set(c.code, fields = new Set())
+    fields.add(c.field)
+  }
+  return out
+}
 
 /** The scope paths of the cause as nodes of one tree shared by all causes, so each is compared once. */
 function scopeNodes (paths: readonly string[], object: unknown, scopes: Trie): Trie[] | undefined {
