@@ -157,7 +157,8 @@ export async function execute (decision: Decision, ctx: ExecuteContext): Promise
   const ref = `${namespace}/${name}`
   const log = logger.child({ namespace, name, state: decision.state })
   const report = async (f: Finding): Promise<void> => {
-    if (f.type === 'Warning') log.warn({ reason: f.reason }, f.message)
+    if (f.reason === REASONS.refused || f.reason === REASONS.forbidden) log.error({ reason: f.reason }, f.message)
+    else if (f.type === 'Warning') log.warn({ reason: f.reason }, f.message)
     else log.info({ reason: f.reason }, f.message)
     if (ctx.owner !== undefined && !ctx.dryRun) await ctx.events.record(ctx.owner, f)
   }

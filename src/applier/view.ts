@@ -155,6 +155,12 @@ export function nimView (raw: unknown): NimView | undefined {
   // The same condition mutateNIMService renders under.
   if (!has(spec, 'multiNode') && obj(at(spec, 'scale', 'hpa')) !== undefined) {
     const desired = renderHpa(o, namespace)
+    const target = obj(at(desired, 'spec', 'scaleTargetRef'))
+    if (target?.apiVersion !== 'apps/v1' || target.kind !== 'Deployment' || target.name !== name) {
+      // Never reached with today's render; if it ever were, the HPA would scale someone else's workload.
+      view.invalid.push(`spec.scale: the rendered scaleTargetRef ${JSON.stringify(target)} is not Deployment/${name}`)
+      return view
+    }
     view.desired = desired
     view.desiredSha = sha256(JSON.stringify(desired))
     // The usual case, an annotation that is the render: its parsed copy would only cost memory.
