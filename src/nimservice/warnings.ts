@@ -7,17 +7,23 @@ import { autoscalingEnabled } from './rules.js'
 const HPA = 'spec.scale.hpa'
 const CUSTOM_METRIC_TYPES = new Set(['Pods', 'Object', 'External'])
 
-/** Whether a container requests `resource`; Kubernetes copies limits into absent requests. */
-function requests (spec: JsonObject, container: string | undefined, resource: string): boolean {
-  let resources = obj(spec.resources)
-  if (container !== undefined) {
-    const sidecar = arr(spec.sidecarContainers)?.map(obj).find((c) => c?.name === container)
-    if (sidecar !== undefined) resources = obj(sidecar.resources)
+/** Each sidecar's resources by its name (the first sidecar of a name), made once per review. */
+function sidecarResources (spec: JsonObject): Map<string, JsonObject | undefined> {
+  const out = new Map<string, JsonObject | undefined>()
+  for (const c of arr(spec.sidecarContainers) ?? []) {
+    const name = obj(c)?.name
+    if (typeof name === 'string' && !out.has(name)) out.set(name, obj(obj(c)?.resources))
   }
+  return out
+}
+
+/** Whether a container requests `resource`; Kubernetes copies limits into absent requests. */
+function requests (spec: JsonObject, sidecars: Map<string, JsonObject | undefined>, container: string | undefined, resource: string): boolean {
+  const resources = container !== undefined && sidecars.has(container) ? sidecars.get(container) : obj(spec.resources)
   return has(obj(resources?.requests), resource) || has(obj(resources?.limits), resource)
 }
 
-function metricWarnings (spec: JsonObject, metric: JsonObject, path: string, name: string): Warning[] {
+function metricWarnings (spec: JsonObject, sidecars: Map<string, JsonObject | undefined>, metric: JsonObject, path: string, name: string): Warning[] {
   const out: Warning[] = []
   const type = str(metric.type) ?? ''
   const source = obj(metric[type.charAt(0).toLowerCase() + type.slice(1)])
@@ -27,7 +33,7 @@ function metricWarnings (spec: JsonObject, metric: JsonObject, path: string, nam
   if ((type === 'Resource' || type === 'ContainerResource') && targetType === 'Utilization') {
     const resource = str(source?.name) ?? ''
     const container = type === 'ContainerResource' ? str(source?.container) : undefined
-    if (resource !== '' && !requests(spec, container, resource)) {
+    if (resource !== '' && !requests(spec, sidecars, container, resource)) {
       out.push(warning(child(path, `${type === 'Resource' ? 'resource' : 'containerResource'}.target.averageUtilization`),
         `a Utilization target on ${resource} needs a ${resource} request, and spec.resources.requests sets none: the HPA cannot compute utilization`, 'NIM104'))
     }
@@ -82,11 +88,12 @@ export function warningsFor (object: JsonObject): Warning[] {
   }
   const kserve = spec.inferencePlatform === 'kserve'
   let kserveMetricSeen = false
+  const sidecars = sidecarResources(spec)
   metrics.forEach((m, i) => {
     const metric = obj(m)
     if (metric === undefined) return
     const path = index(child(HPA, 'metrics'), i)
-    for (const w of metricWarnings(spec, metric, path, name)) out.push(w)
+    for (const w of metricWarnings(spec, sidecars, metric, path, name)) out.push(w)
     if (kserve) {
       const resource = str(at(metric, 'resource', 'name'))
       const usable = metric.type === 'Resource' && (resource === 'cpu' || resource === 'memory')
