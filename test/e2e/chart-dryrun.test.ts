@@ -201,12 +201,12 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
     }
 
     /** Runs a container of a rendered Job (or CronJob) through the CLI (from source) as that Job's ServiceAccount. */
-    function runContainer(jobName: string, container: 'generate' | 'inject' | 'uninstall', kind: 'Job' | 'CronJob' = 'Job', opts: { noWait?: boolean } = {}): { status: number; output: string } {
+    function runContainer(jobName: string, container: 'generate' | 'inject' | 'uninstall', kind: 'Job' | 'CronJob' = 'Job', opts: { noWait?: boolean; extraArgs?: string[] } = {}): { status: number; output: string } {
       const spec = jobPod(kind, jobName)
       const c = [...spec.containers, ...(spec.initContainers ?? [])].find((x) => x.name === container)
       assert.ok(c, `${jobName} has a ${container} container`)
       // Without its --wait, a Job fails at once where it would otherwise retry for minutes.
-      const args = opts.noWait === true ? c.args.filter((a, i) => a !== '--wait' && c.args[i - 1] !== '--wait') : c.args
+      const args = [...(opts.noWait === true ? c.args.filter((a, i) => a !== '--wait' && c.args[i - 1] !== '--wait') : c.args), ...(opts.extraArgs ?? [])]
       const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), ...args, '--kubeconfig', kubeconfigFor(spec.serviceAccountName)], {
         cwd: repoRoot,
         encoding: 'utf8',
@@ -226,10 +226,17 @@ describe('chart manifests against a real kube-apiserver (kubectl apply --dry-run
       kubectlOk(kubeconfig, ['get', 'secret', '-n', NS, `${RELEASE_FULLNAME}-tls-ca`])
     })
 
-    it('the renewal CronJob may renew what the hook created, with its own ServiceAccount', () => {
-      const { status, output } = runContainer(RENEW_SA, 'generate', 'CronJob')
-      assert.equal(status, 0, output)
-      assert.doesNotMatch(output, /forbidden/i)
+    it('the renewal CronJob renews what the hook created, with its own ServiceAccount, once renewal is due', () => {
+      const served = (): string => (JSON.parse(kubectlOk(kubeconfig, ['get', 'secret', '-n', NS, `${RELEASE_FULLNAME}-tls`, '-o', 'json'])) as { data: Record<string, string> }).data['tls.crt'] ?? ''
+      const before = served()
+      const idle = runContainer(RENEW_SA, 'generate', 'CronJob')
+      assert.equal(idle.status, 0, idle.output)
+      assert.equal(served(), before, 'nothing due: nothing written')
+      // A later --renew-before wins over the rendered one: as if the certificate had aged into the renewal window.
+      const due = runContainer(RENEW_SA, 'generate', 'CronJob', { extraArgs: ['--renew-before', '36500d'] })
+      assert.equal(due.status, 0, due.output)
+      assert.doesNotMatch(due.output, /forbidden/i)
+      assert.notEqual(served(), before, 'renewed in place')
     })
 
     for (const [job, kind] of [[`${RELEASE_FULLNAME}-certs-inject`, 'Job'], [RENEW_SA, 'CronJob']] as const) {
