@@ -53,6 +53,7 @@ const rules: RuleInfo[] = [
   { code: 'NIM111', kind: 'warn', title: 'spec.expose.service absent: defaulted to port 8000 by /mutate', fix: 'set spec.expose.service.port explicitly' },
   { code: 'NIM112', kind: 'warn', title: 'name not known yet (generateName): HPA annotation rendered at the next UPDATE', fix: 'nothing to do: any later update (the operator adds its finalizer with one) renders it; or create with metadata.name' },
   { code: 'NIM113', kind: 'warn', title: 'HPA annotation not rendered: metadata.annotations would exceed 256 KiB', fix: 'shrink spec.annotations, spec.scale.annotations or the object\'s own annotations' },
+  { code: 'NIM114', kind: 'warn', title: 'review not finished within its time budget', fix: 'make the object smaller (fewer or shorter list items and map entries); /mutate left it unchanged, /validate answers by --budget-failure-policy' },
   { code: 'NIM120', kind: 'warn', title: 'looks like a NIMService but is not one (kind spelled differently, or an apps.nvidia.com version the CRD does not serve): not checked (offline gate)', fix: 'use apiVersion apps.nvidia.com/v1alpha1 and kind NIMService' },
   { code: 'NIM121', kind: 'warn', title: 'the same NIMService (namespace/name) twice in the input: the last one wins (offline gate)', fix: 'rename one of them, or remove the duplicate' }
 ]
