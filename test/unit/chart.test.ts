@@ -890,6 +890,12 @@ describe('helm chart charts/nim-admission', () => {
       assert.match(result.stderr, /terminationGracePeriodSeconds \(15\) must be greater than .* \(15\)/)
     })
 
+    it('refuses the applier without the mutating webhook whose namespaceSelector bounds where it acts', async () => {
+      const result = await helmTemplateRaw({ applier: { enabled: true }, webhook: { mutating: { enabled: false } } })
+      assert.notEqual(result.code, 0)
+      assert.match(result.stderr, /applier\.enabled needs webhook\.mutating\.enabled/)
+    })
+
     it('refuses a PodDisruptionBudget that would block every drain', async () => {
       const result = await helmTemplateRaw(['replicaCount=1'])
       assert.notEqual(result.code, 0)

@@ -172,6 +172,9 @@ caBundle: {{ $root.Values.certificates.existingSecret.caBundle }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $needed) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be greater than server.shutdownDelaySeconds + webhook.timeoutSeconds (%v)" .Values.terminationGracePeriodSeconds $needed) }}
 {{- end }}
+{{- if and .Values.applier.enabled (not .Values.webhook.mutating.enabled) }}
+{{- fail "applier.enabled needs webhook.mutating.enabled: the applier acts only in namespaces the MutatingWebhookConfiguration's namespaceSelector covers (--webhook-configuration)" }}
+{{- end }}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- if and $pdb.enabled (not (kindIs "string" $pdb.minAvailable)) (not (kindIs "invalid" $pdb.minAvailable)) (kindIs "invalid" $pdb.maxUnavailable) }}
 {{- if ge (int $pdb.minAvailable) (int .Values.replicaCount) }}
