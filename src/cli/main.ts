@@ -29,7 +29,8 @@ export async function main (argv: string[]): Promise<number> {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode
+    // A usage error (a mistyped command too) exits 2, like unreadable input: 1 always means denied.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
     const exitCode = (err as { exitCode?: unknown }).exitCode
     process.stderr.write(`nim-admission: ${err instanceof Error ? err.message : String(err)}\n`)
     return typeof exitCode === 'number' ? exitCode : 1

@@ -2,7 +2,7 @@
 // and .json (sorted), minus --exclude globs. A folder that cannot be read is reported under its own
 // path and the rest of the tree is still walked; a symbolic link to a folder outside the tree given is
 // not followed (a repository must not make the gate read the runner's disk).
-import { readdir, realpath, stat } from 'node:fs/promises'
+import { readdir as fsReaddir, realpath, stat } from 'node:fs/promises'
 import { extname, join, relative, isAbsolute, resolve, sep } from 'node:path'
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json'])
@@ -82,18 +82,22 @@ export function excluder (globs: readonly string[]): (path: string) => boolean {
   return (path) => matchers.some((m) => m(path))
 }
 
+/** The directory reader (a test stands in one that fails where root would read anyway). */
+export type Readdir = (dir: string) => ReturnType<typeof listDir>
+const listDir = (dir: string) => fsReaddir(dir, { withFileTypes: true })
+
 const inside = (root: string, path: string): boolean => {
   const rel = relative(root, path)
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
 }
 
-async function walk (dir: string, root: string, seen: Set<string>, exclude: (p: string) => boolean, out: Array<Listed | Unlisted>): Promise<void> {
+async function walk (dir: string, root: string, seen: Set<string>, exclude: (p: string) => boolean, out: Array<Listed | Unlisted>, readdir: Readdir): Promise<void> {
   let entries
   try {
     const real = await realpath(dir)
     if (seen.has(real)) return
     seen.add(real)
-    entries = await readdir(dir, { withFileTypes: true })
+    entries = await readdir(dir)
   } catch (err) {
     out.push({ file: dir, message: ioMessage(err) })
     return
@@ -112,7 +116,7 @@ async function walk (dir: string, root: string, seen: Set<string>, exclude: (p: 
       isDir = info?.isDirectory() === true && target !== undefined && inside(root, target)
       isFile = info?.isFile() === true
     }
-    if (isDir) await walk(path, root, seen, exclude, out)
+    if (isDir) await walk(path, root, seen, exclude, out, readdir)
     else if (isFile && EXTENSIONS.has(extname(entry.name).toLowerCase())) out.push({ file: path })
   }
 }
@@ -121,7 +125,7 @@ async function walk (dir: string, root: string, seen: Set<string>, exclude: (p: 
  * The files named by `paths`, in order (a folder as its manifests), each at most once; what cannot be
  * listed becomes an Unlisted, and the rest is still listed. `-` (stdin) is passed through as a file.
  */
-export async function listFiles (paths: readonly string[], excludeGlobs: readonly string[], notes: string[] = []): Promise<Array<Listed | Unlisted>> {
+export async function listFiles (paths: readonly string[], excludeGlobs: readonly string[], notes: string[] = [], readdir: Readdir = listDir): Promise<Array<Listed | Unlisted>> {
   const exclude = excluder(excludeGlobs)
   const out: Array<Listed | Unlisted> = []
   const named = new Set<string>()
@@ -155,7 +159,7 @@ export async function listFiles (paths: readonly string[], excludeGlobs: readonl
     }
     const found: Array<Listed | Unlisted> = []
     const root = await realpath(path).catch(() => path)
-    await walk(path, root, new Set(), exclude, found)
+    await walk(path, root, new Set(), exclude, found, readdir)
     if (found.length === 0) out.push({ file: path, message: 'no .yaml, .yml or .json file in this folder' })
     for (const item of found) once(item)
   }

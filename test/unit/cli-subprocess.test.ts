@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
-import { FIX, spawnCli, unwiredReason } from '../fixtures/cli/harness.js'
+import { spawnSync } from 'node:child_process'
+import { CLI_ENTRY, FIX, ROOT, spawnCli, unwiredReason } from '../fixtures/cli/harness.js'
 
 const skip = unwiredReason()
 let tmp: string
@@ -54,7 +55,7 @@ describe('nim-admission validate, render, review as a process', { skip }, () => 
   test('validate -o junit is a JUnit document', () => {
     const r = spawnCli(['validate', '-o', 'junit', `${FIX}/seed`])
     assert.equal(r.code, 0)
-    assert.match(r.stdout, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<testsuites name="nim-admission validate" tests="13" failures="0" errors="0">\n/)
+    assert.match(r.stdout, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<testsuites name="nim-admission validate" tests="13" failures="0" errors="0" time="\d+\.\d{3}">\n/)
   })
 
   test('render: a YAML stream of NIMService and HPA pairs; the denial on stderr, exit 1', () => {
@@ -80,5 +81,21 @@ describe('nim-admission validate, render, review as a process', { skip }, () => 
     const usage = spawnCli(['validate'])
     assert.equal(usage.code, 2)
     assert.match(usage.stderr, /^error: missing required argument 'path'/)
+  })
+
+  test('a mistyped command exits 2 (1 means denied)', () => {
+    const r = spawnCli(['valdate', 'x.yaml'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /unknown command 'valdate'/)
+  })
+
+  test('validate | head -1: the reader going away is no crash; the exit status is still the verdict', () => {
+    const nim = readFileSync(`${FIX}/positions.yaml`, 'utf8')
+    const path = join(tmp, 'many.yaml')
+    writeFileSync(path, Array.from({ length: 400 }, () => nim).join('---\n'))
+    const res = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" --import tsx ${CLI_ENTRY} validate "${path}" | head -1`], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' } })
+    assert.equal(res.stderr.toString(), '', 'no EPIPE stack trace')
+    assert.match(res.stdout.toString(), /^\S+many\.yaml:\d+:3: error NIM010 spec\.replicas/)
+    assert.equal(res.status, 1)
   })
 })

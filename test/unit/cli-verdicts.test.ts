@@ -182,9 +182,10 @@ describe('metadata (NIM005) and labels and annotations that end up on created ob
 })
 
 describe('near-misses (NIM120): kubectl would say "no matches for kind", nothing would check them', () => {
-  for (const [kind, apiVersion] of [['NimService', 'apps.nvidia.com/v1alpha1'], ['nimservice', 'apps.nvidia.com/v1alpha1'], ['NIMService', 'apps.nvidia.com/v1'], ['NIMServices', 'nvidia.com/v1alpha1']]) {
+  const misses: Array<[string, string]> = [['NimService', 'apps.nvidia.com/v1alpha1'], ['nimservice', 'apps.nvidia.com/v1alpha1'], ['NIMService', 'apps.nvidia.com/v1'], ['NIMServices', 'nvidia.com/v1alpha1']]
+  for (const [kind, apiVersion] of misses) {
     test(`kind ${kind}, apiVersion ${apiVersion}: a warning naming the document; --strict fails`, async () => {
-      const path = write(`near-${kind}-${apiVersion.replace(/\//g, '_')}.yaml`, nim({ kind: kind as string, apiVersion: apiVersion as string }))
+      const path = write(`near-${kind}-${apiVersion.replace(/\//g, '_')}.yaml`, nim({ kind, apiVersion }))
       const r = await runCli(['validate', path])
       assert.equal(r.code, 0)
       assert.match(r.stdout, new RegExp(`^${path.replace(/[.]/g, '\\.')}:2:1: warning NIM120 kind: .*not checked`, 'm'))
