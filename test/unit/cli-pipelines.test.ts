@@ -171,6 +171,7 @@ describe('output that input cannot forge', () => {
     const r = await runCli(['validate', path])
     const out = lines(r.stdout)
     assert.equal(out.length, 2, r.stdout)
+    // eslint-disable-next-line no-control-regex -- looking for control characters is the point
     assert.ok(!/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(r.stdout.replace(/\n/g, '')), 'no control character reaches the terminal')
     assert.ok(out[0]?.includes('spec.labels[x\\n/etc/passwd:1:1: error NIM001 fake\\u001b[2J\\u009b]'))
   })
