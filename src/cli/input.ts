@@ -81,7 +81,14 @@ export function formatInputError (e: InputError): string {
 export interface Source { file: string, text: string }
 
 /** A document that is no Kubernetes object (no apiVersion and no kind, a list, a scalar): not checked. */
-export interface Skipped { file: string, line: number, column: number, skipped: string }
+export interface Skipped {
+  file: string
+  line: number
+  column: number
+  skipped: string
+  /** A Kubernetes object of another kind, read only as far as its apiVersion and kind: a document. */
+  other?: { apiVersion: string, kind: string }
+}
 
 // kubectl reads YAML with sigs.k8s.io/yaml (go-yaml v2, YAML 1.1 scalars): `yes`, `on` and `off` are
 // booleans and `010` is octal there, so they are here; timestamps, sexagesimal numbers, sets and
@@ -295,12 +302,92 @@ function notKubernetes (value: unknown): string | undefined {
   return undefined
 }
 
+// Top-level keys of a block mapping at column 0, and a kind or apiVersion as a plain or simply quoted word.
+const TOP_KEY = /^([A-Za-z_][\w.-]*)[ \t]*:(?:[ \t]+(.*))?$/
+const WORD = /^(?:"([\w./-]+)"|'([\w./-]+)'|([\w./-]+))(?:[ \t]+#.*)?$/
+
+/** Whether a value that starts on a top-level line also ends there (a quoted or flow value may not). */
+function endsOnLine (value: string): boolean {
+  const c = value[0]
+  if (c === '"') return /^"(?:[^"\\]|\\.)*"(?:[ \t]+#.*)?[ \t]*$/.test(value)
+  if (c === "'") return /^'(?:[^']|'')*'(?:[ \t]+#.*)?[ \t]*$/.test(value)
+  if (c === '[' || c === '{') {
+    let depth = 0
+    for (const ch of value) {
+      if (ch === '[' || ch === '{') depth++
+      else if (ch === ']' || ch === '}') depth--
+    }
+    return depth === 0 && !value.includes('"') && !value.includes("'")
+  }
+  return true
+}
+
+/**
+ * apiVersion and kind of a document read without parsing it, when the document is a plain block
+ * mapping whose every top-level line is a simple `key: value` (each key once); undefined whenever
+ * anything is less simple (flow, anchors, merge keys, multi-line quoted values at the top level), and
+ * the document is then parsed. Costs one pass over the line starts.
+ */
+export function quickKinds (text: string): { apiVersion: string, kind: string } | undefined {
+  let apiVersion: string | undefined
+  let kind: string | undefined
+  const keys = new Set<string>()
+  let start = 0
+  let first = true
+  while (start < text.length) {
+    let end = text.indexOf('\n', start)
+    if (end === -1) end = text.length
+    const c = text.charCodeAt(start)
+    if (c === 32 || c === 35 || c === 10 || c === 13) { // indented (part of a value), a comment, blank
+      start = end + 1
+      continue
+    }
+    let line = text.slice(start, end)
+    start = end + 1
+    if (line.endsWith('\r')) line = line.slice(0, -1)
+    if (first && line.startsWith('---')) {
+      first = false
+      if (line.slice(3).trim() === '' || line.slice(3).trim().startsWith('#')) continue
+      return undefined
+    }
+    first = false
+    const m = TOP_KEY.exec(line)
+    if (m === null) return undefined
+    const key = m[1] as string
+    if (keys.has(key)) return undefined
+    keys.add(key)
+    const value = (m[2] ?? '').trim()
+    if (key === 'kind' || key === 'apiVersion') {
+      const w = WORD.exec(value)
+      if (w === null) return undefined
+      const word = (w[1] ?? w[2] ?? w[3]) as string
+      if (key === 'kind') kind = word
+      else apiVersion = word
+    } else if (value !== '' && !endsOnLine(value)) {
+      return undefined
+    }
+  }
+  return apiVersion !== undefined && kind !== undefined ? { apiVersion, kind } : undefined
+}
+
+/** Whether a document of this apiVersion and kind must be read in full: a NIMService or one like it, a List. */
+function mustRead (k: { apiVersion: string, kind: string }): boolean {
+  return k.kind.endsWith('List') || /nimservice/i.test(k.kind) || k.apiVersion.startsWith('apps.nvidia.com/')
+}
+
 /**
  * The objects of one document (a piece of a stream), one at a time: each YAML or JSON document, each
  * item of a `kind: List`, an error for each that does not parse, a Skipped for what is no Kubernetes
  * object. `next` numbers the documents of the source.
  */
 export function * manifestsOfPiece (file: string, piece: Piece, next: { index: number }): Generator<Manifest | InputError | Skipped> {
+  // Most documents of a release are other kinds: for them, finding the kind is all the work there is.
+  const quick = quickKinds(piece.text)
+  if (quick !== undefined && !mustRead(quick)) {
+    next.index++
+    yield { file, line: piece.line, column: piece.column, skipped: `${quick.kind}: not a NIMService`, other: quick }
+    return
+  }
   const counter = new LineCounter()
   const parser = new Parser(counter.addNewLine)
   const composer = new Composer(YAML_OPTIONS)

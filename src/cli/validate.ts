@@ -120,7 +120,8 @@ export class Checker {
 
   add (m: Manifest | InputError | Skipped): void {
     if (isSkipped(m)) {
-      this.report.skipped++
+      if (m.other !== undefined) this.report.documents++
+      else this.report.skipped++
       return
     }
     if (!isManifest(m)) {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
 import { FIX, ROOT, runCli } from '../fixtures/cli/harness.js'
 import { excluder, listFiles, type Readdir } from '../../src/cli/walk.js'
-import { manifestsOf, isManifest } from '../../src/cli/input.js'
+import { manifestsOf, isManifest, quickKinds } from '../../src/cli/input.js'
 import { escapeText } from '../../src/cli/escape.js'
 import { registerValidateCommand } from '../../src/cli/validate.js'
 import type { CliIo } from '../../src/cli/input.js'
@@ -154,12 +154,39 @@ describe('streams', () => {
   })
 
   test('duplicate keys are still refused, in one pass over a large mapping', () => {
-    const keys = Array.from({ length: 20000 }, (_, i) => `  k${i}: v`).join('\n')
-    const ok = [...manifestsOf({ file: 'cm', text: `apiVersion: v1\nkind: ConfigMap\ndata:\n${keys}\n` })]
+    const keys = Array.from({ length: 20000 }, (_, i) => `    k${i}: v`).join('\n')
+    const head = 'apiVersion: apps.nvidia.com/v1alpha1\nkind: NIMService\nmetadata: {name: x}\nspec:\n  labels:\n'
+    const ok = [...manifestsOf({ file: 'nim', text: `${head}${keys}\n` })]
     assert.equal(ok.length, 1)
     assert.ok(isManifest(ok[0] as never))
-    const dup = [...manifestsOf({ file: 'cm', text: `apiVersion: v1\nkind: ConfigMap\ndata:\n${keys}\n  k7: again\n` })]
-    assert.deepEqual(dup, [{ file: 'cm', line: 20004, column: 3, message: 'YAML syntax error: Map keys must be unique' }])
+    const dup = [...manifestsOf({ file: 'nim', text: `${head}${keys}\n    k7: again\n` })]
+    assert.deepEqual(dup, [{ file: 'nim', line: 20006, column: 5, message: 'YAML syntax error: Map keys must be unique' }])
+    // Other kinds are read as far as their kind; a repeated top-level key still sends them to the parser.
+    assert.deepEqual([...manifestsOf({ file: 'cm', text: 'apiVersion: v1\nkind: ConfigMap\ndata: {}\ndata: {}\n' })],
+      [{ file: 'cm', line: 4, column: 1, message: 'YAML syntax error: Map keys must be unique' }])
+  })
+})
+
+describe('reading other kinds no further than their kind', () => {
+  const cases: Array<[string, string, { apiVersion: string, kind: string } | undefined]> = [
+    ['a plain manifest', '---\napiVersion: apps/v1\nkind: Deployment # web\nmetadata:\n  name: w\nspec:\n  replicas: 1\n', { apiVersion: 'apps/v1', kind: 'Deployment' }],
+    ['quoted values', 'apiVersion: "v1"\nkind: \'ConfigMap\'\ndata: {a: b}\nx: "y: z"\n', { apiVersion: 'v1', kind: 'ConfigMap' }],
+    ['a quoted value going on below', 'apiVersion: v1\nnote: "a\nkind: NIMService"\nkind: ConfigMap\n', undefined],
+    ['a flow value going on below', 'apiVersion: v1\nx: [a,\nkind: b]\nkind: ConfigMap\n', undefined],
+    ['a merge key', 'apiVersion: v1\n<<: *base\nkind: ConfigMap\n', undefined],
+    ['an anchored kind', 'apiVersion: v1\nkind: &k ConfigMap\n', undefined],
+    ['a repeated key', 'apiVersion: v1\nkind: A\nkind: B\n', undefined],
+    ['JSON', '{"apiVersion": "v1", "kind": "ConfigMap"}', undefined],
+    ['no kind', 'apiVersion: v1\n', undefined]
+  ]
+  for (const [name, text, want] of cases) {
+    test(`${name}: ${want === undefined ? 'parsed in full' : 'kind found without parsing'}`, () => assert.deepEqual(quickKinds(text), want))
+  }
+
+  test('a tricky document is parsed in full, so a NIMService cannot hide behind a quoted value', async () => {
+    const stream = `note: "x\n  kind: ConfigMap"\n${nim('hidden', DENIED)}`
+    const r = await runCli(['validate', '-'], { stdin: stream })
+    assert.equal(r.code, 1, r.stdout + r.stderr)
   })
 })
 
