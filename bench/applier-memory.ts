@@ -4,9 +4,10 @@
 // then the applier (the built CLI, --mode verify --webhook-configuration, as the chart runs it) in its own
 // process, sampled from /proc until every NIMService is decided and one resync has passed.
 //
-//   node --import tsx bench/applier-memory.ts [--count 10000] [--concurrency 16] [--resync 20s]
+//   node --import tsx bench/applier-memory.ts [--count 10000] [--concurrency 16] [--resync 20s] [--heap default,128]
 //
-// Prints the applier's peak RSS (VmHWM), its RSS and heap once settled, and how long the first sync took.
+// Prints, for each --heap (V8's --max-old-space-size in MiB, or default), the applier's peak RSS (VmHWM),
+// its RSS and heap once settled, and how long it took to decide every NIMService.
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { Agent, request } from 'node:https'
@@ -23,7 +24,7 @@ import { PACKAGE_ROOT } from '../src/paths.js'
 
 type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const { values } = parseArgs({ options: { count: { type: 'string', default: '10000' }, concurrency: { type: 'string', default: '16' }, resync: { type: 'string', default: '20s' } } })
+const { values } = parseArgs({ options: { count: { type: 'string', default: '10000' }, concurrency: { type: 'string', default: '16' }, resync: { type: 'string', default: '20s' }, heap: { type: 'string', default: 'default,128' } } })
 const COUNT = Number(values.count)
 const CONCURRENCY = Number(values.concurrency)
 const NAMESPACES = 10
@@ -70,12 +71,6 @@ try {
   await waitForCrdsEstablished(api.kubeconfig, ['nimservices.apps.nvidia.com'])
   for (let i = 0; i < NAMESPACES; i++) k(['create', 'namespace', `bench-${i}`])
   for (let i = 0; i < NAMESPACES; i++) k(['label', 'namespace', `bench-${i}`, 'nim-admission.io/enabled=true'])
-  k(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'nim-admission' },
-    webhooks: [{ name: 'mutate.nimservices.nim-admission.io', clientConfig: { url: 'https://127.0.0.1:1/mutate' }, rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'] }], namespaceSelector: { matchLabels: { 'nim-admission.io/enabled': 'true' } }, sideEffects: 'None', admissionReviewVersions: ['v1'], failurePolicy: 'Ignore', timeoutSeconds: 1 }]
-  }))
 
   const t0 = Date.now()
   // A NIMService as users write them: an image, env, resources, storage, labels; then the webhook's annotations.
@@ -108,39 +103,50 @@ try {
   })
   log(`created ${COUNT} HPAs in ${Date.now() - t1} ms`)
 
-  const port = await freePort()
-  const child = spawn(process.execPath, [main, 'apply', '--kubeconfig', api.kubeconfig, '--metrics-host', '127.0.0.1', '--metrics-port', String(port), '--log-level', 'error', '--webhook-configuration', 'nim-admission', '--resync-period', values.resync as string, '--grace', '5s'], { stdio: ['ignore', 'ignore', 'inherit'] })
-  const started = Date.now()
-  const status = (): { rss: number, hwm: number } => {
-    const text = readFileSync(`/proc/${child.pid as number}/status`, 'utf8')
-    const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(text)?.[1] ?? 0)
-    return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 }
-  }
-  const metrics = async (): Promise<string> => await (await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined))?.text() ?? ''
-  const sum = (text: string, name: string): number => text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `)).reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
-  let decidedAt: number | undefined
-  let peak = 0
-  const resyncMs = (Number(/^(\d+)/.exec(values.resync as string)?.[1] ?? 20)) * 1000
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 250))
-    if (child.exitCode !== null) throw new Error(`the applier exited with ${child.exitCode}`)
-    peak = Math.max(peak, status().rss)
-    const text = await metrics()
-    const decided = sum(text, 'nim_admission_applier_nimservices')
-    if (decidedAt === undefined && decided >= COUNT && sum(text, 'nim_admission_applier_queue_depth') === 0) {
-      decidedAt = Date.now()
-      const drift = text.split('\n').find((l) => l.startsWith('nim_admission_applier_findings{reason="HPADrift"}'))
-      log(`every NIMService decided ${decidedAt - started} ms after start; ${drift ?? 'no drift'}`)
+  // Registered only now, so that creating the objects above did not call it.
+  k(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'nim-admission' },
+    webhooks: [{ name: 'mutate.nimservices.nim-admission.io', clientConfig: { url: 'https://127.0.0.1:1/mutate' }, rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'] }], namespaceSelector: { matchLabels: { 'nim-admission.io/enabled': 'true' } }, sideEffects: 'None', admissionReviewVersions: ['v1'], failurePolicy: 'Ignore', timeoutSeconds: 1 }]
+  }))
+
+  async function measure (nodeArgs: string[]): Promise<void> {
+    const port = await freePort()
+    const child = spawn(process.execPath, [...nodeArgs, main, 'apply', '--kubeconfig', api.kubeconfig, '--metrics-host', '127.0.0.1', '--metrics-port', String(port), '--log-level', 'error', '--webhook-configuration', 'nim-admission', '--resync-period', values.resync as string, '--grace', '5s'], { stdio: ['ignore', 'ignore', 'inherit'] })
+    const started = Date.now()
+    const status = (): { rss: number, hwm: number } => {
+      const text = readFileSync(`/proc/${child.pid as number}/status`, 'utf8')
+      const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(text)?.[1] ?? 0)
+      return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 }
     }
-    if (decidedAt !== undefined && Date.now() - decidedAt > resyncMs + 5_000) break
+    const metrics = async (): Promise<string> => await (await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined))?.text() ?? ''
+    const sum = (text: string, name: string): number => text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `)).reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
+    let decidedAt: number | undefined
+    let peak = 0
+    const resyncMs = (Number(/^(\d+)/.exec(values.resync as string)?.[1] ?? 20)) * 1000
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      if (child.exitCode !== null) throw new Error(`the applier exited with ${child.exitCode}`)
+      peak = Math.max(peak, status().rss)
+      const text = await metrics()
+      const decided = sum(text, 'nim_admission_applier_nimservices')
+      if (decidedAt === undefined && decided >= COUNT && sum(text, 'nim_admission_applier_queue_depth') === 0) {
+        decidedAt = Date.now()
+        const drift = text.split('\n').find((l) => l.startsWith('nim_admission_applier_findings{reason="HPADrift"}'))
+        log(`every NIMService decided ${decidedAt - started} ms after start; ${drift ?? 'no drift'}`)
+      }
+      if (decidedAt !== undefined && Date.now() - decidedAt > resyncMs + 5_000) break
+    }
+    const text = await metrics()
+    const s = status()
+    const heap = sum(text, 'nodejs_heap_size_used_bytes')
+    const mib = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`
+    process.stdout.write(`${JSON.stringify({ node: nodeArgs.join(' ') || '(defaults)', nimServices: COUNT, hpas: COUNT, peakRss: mib(Math.max(peak, s.hwm)), vmHWM: mib(s.hwm), rssSettled: mib(s.rss), heapUsedSettled: mib(heap), firstDecisionOfAllMs: (decidedAt ?? 0) - started })}\n`)
+    child.kill('SIGTERM')
+    await new Promise((resolve) => child.once('exit', resolve))
   }
-  const text = await metrics()
-  const s = status()
-  const heap = sum(text, 'nodejs_heap_size_used_bytes')
-  const mib = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`
-  process.stdout.write(`${JSON.stringify({ nimServices: COUNT, hpas: COUNT, peakRss: mib(Math.max(peak, s.hwm)), vmHWM: mib(s.hwm), rssSettled: mib(s.rss), heapUsedSettled: mib(heap), firstDecisionOfAllMs: (decidedAt ?? 0) - started })}\n`)
-  child.kill('SIGTERM')
-  await new Promise((resolve) => child.once('exit', resolve))
+  for (const heap of (values.heap as string).split(',')) await measure(heap === 'default' ? [] : [`--max-old-space-size=${heap}`])
 } finally {
   agent.destroy()
   await api.stop()
