@@ -380,10 +380,10 @@ function mustRead (k: { apiVersion: string, kind: string }): boolean {
  * item of a `kind: List`, an error for each that does not parse, a Skipped for what is no Kubernetes
  * object. `next` numbers the documents of the source.
  */
-export function * manifestsOfPiece (file: string, piece: Piece, next: { index: number }): Generator<Manifest | InputError | Skipped> {
+export function * manifestsOfPiece (file: string, piece: Piece, next: { index: number }, full = false): Generator<Manifest | InputError | Skipped> {
   // Most documents of a release are other kinds: for them, finding the kind is all the work there is.
-  const quick = quickKinds(piece.text)
-  if (quick !== undefined && !mustRead(quick)) {
+  const quick = full ? undefined : quickKinds(piece.text)
+  if (!full && quick !== undefined && !mustRead(quick)) {
     next.index++
     yield { file, line: piece.line, column: piece.column, skipped: `${quick.kind}: not a NIMService`, other: quick }
     return
