@@ -70,6 +70,8 @@ export class ReviewPool {
   private readonly queue: Job[] = []
   private seq = 0
   private closed = false
+  /** Workers told to terminate that have not exited yet: they still hold their heap. */
+  private exiting = 0
   /** Workers started, and those terminated at a budget or lost to a crash (for tests and the report). */
   readonly stats = { started: 0, stopped: 0 }
 
@@ -116,7 +118,9 @@ export class ReviewPool {
     while (this.queue.length > 0 && !this.closed) {
       let slot = this.slots.find((s) => s.job === undefined)
       if (slot === undefined) {
-        if (this.slots.length >= this.opts.workers) return
+        // A replacement starts only once the worker it replaces has exited, so that two heaps never
+        // coexist: memory stays bounded by `workers` heaps even under a stream of stopped reviews.
+        if (this.slots.length + this.exiting >= this.opts.workers) return
         slot = this.spawn()
       }
       const job = this.queue.shift() as Job
@@ -164,8 +168,7 @@ export class ReviewPool {
     if (this.queue.length > 0) return
     slot.idleTimer = setTimeout(() => {
       if (slot.job !== undefined || slot.dead) return
-      this.remove(slot)
-      void slot.worker.terminate()
+      this.stop(slot)
     }, this.opts.idleMs ?? 30_000)
     slot.idleTimer.unref()
   }
@@ -180,23 +183,30 @@ export class ReviewPool {
       this.settle(job, { kind: 'stopped', why: 'time' })
       return
     }
-    this.remove(slot)
     this.stats.stopped++
-    void slot.worker.terminate()
+    this.stop(slot)
     this.settle(job, { kind: 'stopped', why: 'time', ...(job.header !== undefined ? { header: job.header } : {}) })
-    this.pump()
   }
 
   /** A worker died on its own (out of heap, or a bug): its review is stopped, a new worker takes the queue. */
   private lose (slot: Slot, why: StopReason, error: Error): void {
     if (slot.dead) return
     slot.setReady()
-    this.remove(slot)
+    this.stop(slot)
     this.stats.stopped++
     const job = slot.job
     this.opts.log.warn({ err: error, why }, 'review worker stopped')
     if (job !== undefined) this.settle(job, { kind: 'stopped', why, error, ...(job.header !== undefined ? { header: job.header } : {}) })
-    this.pump()
+  }
+
+  /** Terminates a worker; the queue moves on once it has exited. */
+  private stop (slot: Slot): void {
+    this.remove(slot)
+    this.exiting++
+    void slot.worker.terminate().finally(() => {
+      this.exiting--
+      this.pump()
+    })
   }
 
   private remove (slot: Slot): void {
