@@ -8,7 +8,12 @@
 // Scenarios alternate within each round (the apiserver's load and caches drift over a run); every request of a
 // scenario is pooled. Prints p50, p99 and the added latency of nim-admission over the bare webhooks' as a ratio.
 //
-//   node --import tsx bench/apply-latency.ts [--requests 300] [--rounds 3] [--warmup 50] [--profile] [--pprof DIR]
+//   node --import tsx bench/apply-latency.ts [--requests 300] [--rounds 3] [--warmup 50] [--object multi-metric]
+//        [--profile] [--pprof DIR]
+//
+// Both webhooks of every scenario are registered as the chart registers them, with the chart's matchConditions
+// on the mutating one (rendered with helm): `--object multi-node-without-autoscaling` (any seed example) shows
+// a NIMService for which the apiserver skips /mutate.
 //
 // --profile adds scenarios that split nim-admission's added time: each webhook alone, and the bare server
 // answering /mutate with nim-admission's own patch (what the apiserver's applying of the patch costs), and
@@ -72,6 +77,8 @@ interface Scenario {
   profile?: boolean
   /** The created object must carry the rendered HPA annotation (nim-admission's /mutate ran). */
   mutated?: boolean
+  /** Registered without the chart's matchConditions: /mutate called for every NIMService. */
+  unconditional?: boolean
 }
 
 async function main (): Promise<void> {
@@ -86,6 +93,9 @@ async function main (): Promise<void> {
   const { startWebhook, freePort } = await import('../test/helpers/kube.js')
   const { seedExample } = await import('../test/fixtures/seed-examples.js')
   const { review } = await import('../test/helpers/nimservice.js')
+  const { helmTemplate } = await import('../test/helpers/helm.js')
+  const chartMutating = (await helmTemplate()).find((m) => m.kind === 'MutatingWebhookConfiguration')
+  const matchConditions = ((chartMutating?.webhooks as Json[] | undefined)?.[0]?.matchConditions ?? []) as Json[]
 
   const children: ChildProcess[] = []
   const cleanups: Array<() => Promise<void> | void> = []
@@ -98,7 +108,9 @@ async function main (): Promise<void> {
     const api = await apiClient(apiserver.kubeconfig)
     cleanups.push(() => api.agent.destroy())
 
-    const object = seedExample('multi-metric')
+    const object = seedExample(value('object', 'multi-metric'))
+    // What the chart's matchConditions let through to /mutate (test/e2e/match-conditions.test.ts proves the rule).
+    const mutateCalled = (object.spec as Json)?.scale?.enabled === true || Object.keys(((object.metadata as Json).annotations ?? {}) as Json).some((k) => k.startsWith('nim-admission.io/hpa'))
     const namespace = (object.metadata as Json).namespace as string
     await api.ok('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } })
     await api.ok('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', upstreamCrd())
@@ -130,6 +142,8 @@ async function main (): Promise<void> {
       { name: 'bare', validate: url(bare, '/validate'), mutate: url(bare, '/mutate') },
       { name: 'nim-admission', validate: url(nim.port, '/validate'), mutate: url(nim.port, '/mutate'), mutated: true }
     ]
+    // For a NIMService the conditions skip, what they save.
+    if (!mutateCalled) scenarios.push({ name: 'nim-admission without matchConditions', validate: url(nim.port, '/validate'), mutate: url(nim.port, '/mutate'), unconditional: true })
     if (PROFILE) {
       const barePatch = await startBare(patchFile)
       // nim-admission's patch split in its two operations, and a patch of one small annotation.
@@ -165,8 +179,8 @@ async function main (): Promise<void> {
     process.stderr.write(`apply-latency: ${ROUNDS} rounds x ${REQUESTS} sequential dry-run creates per scenario (${WARMUP} warm-up each), ${cpus().length} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`)
     for (let round = 1; round <= ROUNDS; round++) {
       for (const s of scenarios) {
-        await register(api, s, caBundle)
-        await settle(api, s, createOnce)
+        await register(api, s, caBundle, s.unconditional === true ? [] : matchConditions)
+        await settle(api, s, createOnce, mutateCalled || s.unconditional === true)
         for (let i = 0; i < WARMUP; i++) await createOnce()
         const before = await webhookDurations(api)
         const out = samples.get(s.name) as number[]
@@ -174,7 +188,7 @@ async function main (): Promise<void> {
           const t0 = performance.now()
           const created = await createOnce()
           out.push(performance.now() - t0)
-          if (i === 0 && s.mutated === true && created.metadata?.annotations?.['nim-admission.io/hpa'] === undefined) throw new Error(`${s.name}: the created object lacks the rendered HPA annotation`)
+          if (i === 0 && s.mutated === true && mutateCalled && created.metadata?.annotations?.['nim-admission.io/hpa'] === undefined) throw new Error(`${s.name}: the created object lacks the rendered HPA annotation`)
         }
         const after = await webhookDurations(api)
         for (const [k, v] of after) {
@@ -188,8 +202,8 @@ async function main (): Promise<void> {
     }
     if (PPROF !== '') {
       for (const s of scenarios.filter((x) => ['bare', 'bare + nim patch', 'nim-admission'].includes(x.name))) {
-        await register(api, s, caBundle)
-        await settle(api, s, createOnce)
+        await register(api, s, caBundle, matchConditions)
+        await settle(api, s, createOnce, mutateCalled)
         const file = join(resolve(PPROF), `${s.name.replace(/[^a-z0-9]+/g, '-')}.pprof`)
         let done = false
         const profile = api.fetchOnce('/debug/pprof/profile?seconds=10').then((bytes) => { writeFileSync(file, bytes); done = true })
@@ -199,7 +213,7 @@ async function main (): Promise<void> {
         process.stderr.write(`  pprof ${s.name}: ${n} creates in 10 s -> ${file}\n`)
       }
     }
-    await register(api, { name: 'none' }, caBundle)
+    await register(api, { name: 'none' }, caBundle, [])
 
     const stats = new Map([...samples].map(([k, v]) => [k, { p50: quantile(v, 0.5), p99: quantile(v, 0.99), mean: v.reduce((a, b) => a + b, 0) / v.length, n: v.length }]))
     const none = stats.get('none') as { p50: number, p99: number, mean: number }
@@ -218,7 +232,7 @@ async function main (): Promise<void> {
       lines.push(`| ${s.name}${s.profile === true ? ' (profile)' : ''} | ${st.p50.toFixed(2)} ms | ${st.p99.toFixed(2)} ms | ${st.mean.toFixed(2)} ms | ${added} | ${added99} |`)
     }
     lines.push('', `nim-admission added / bare added: p50 ${ratio('p50').toFixed(2)}x, p99 ${ratio('p99').toFixed(2)}x, mean ${ratio('mean').toFixed(2)}x (goal: at most 1.25x at p50)`)
-    lines.push(`${ROUNDS} rounds x ${REQUESTS} requests per scenario, Node.js ${process.version}, ${cpus().length} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
+    lines.push(`object: seed example ${value('object', 'multi-metric')} (/mutate ${mutateCalled ? 'called' : 'skipped by the chart\'s matchConditions'}); ${ROUNDS} rounds x ${REQUESTS} requests per scenario, Node.js ${process.version}, ${cpus().length} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
 
     if (PROFILE) {
       lines.push('', '| scenario | webhook | calls | apiserver-side mean per call |', '|---|---|---|---|')
@@ -299,7 +313,7 @@ const CONFIG_NAME = 'latency-bench'
 const HOOKS = '/apis/admissionregistration.k8s.io/v1'
 
 /** Replaces both webhook configurations by the scenario's (none for a kind it does not register). */
-async function register (api: ApiClient, s: Scenario, caBundle: string): Promise<void> {
+async function register (api: ApiClient, s: Scenario, caBundle: string, matchConditions: Json[]): Promise<void> {
   for (const kind of ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations']) {
     const r = await api.send('DELETE', `${HOOKS}/${kind}/${CONFIG_NAME}`)
     if (r.status !== 200 && r.status !== 404) throw new Error(`delete ${kind}: ${r.status} ${r.text}`)
@@ -315,7 +329,7 @@ async function register (api: ApiClient, s: Scenario, caBundle: string): Promise
     timeoutSeconds: 5
   })
   if (s.mutate !== undefined) {
-    await api.ok('POST', `${HOOKS}/mutatingwebhookconfigurations`, { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: CONFIG_NAME }, webhooks: [{ ...webhook(hookName(s, 'mutate'), s.mutate), reinvocationPolicy: 'IfNeeded' }] })
+    await api.ok('POST', `${HOOKS}/mutatingwebhookconfigurations`, { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: CONFIG_NAME }, webhooks: [{ ...webhook(hookName(s, 'mutate'), s.mutate), reinvocationPolicy: 'IfNeeded', ...(matchConditions.length > 0 ? { matchConditions } : {}) }] })
   }
   if (s.validate !== undefined) {
     await api.ok('POST', `${HOOKS}/validatingwebhookconfigurations`, { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: CONFIG_NAME }, webhooks: [webhook(hookName(s, 'validate'), s.validate)] })
@@ -325,8 +339,8 @@ async function register (api: ApiClient, s: Scenario, caBundle: string): Promise
 const hookName = (s: Scenario, kind: 'mutate' | 'validate'): string => `${kind}.${s.name.replace(/[^a-z0-9]+/g, '-')}.bench.io`
 
 /** The apiserver applies configurations from an informer: wait until a create calls exactly this scenario's webhooks. */
-async function settle (api: ApiClient, s: Scenario, createOnce: () => Promise<Json>): Promise<void> {
-  const want = [s.mutate !== undefined ? hookName(s, 'mutate') : undefined, s.validate !== undefined ? hookName(s, 'validate') : undefined].filter((n) => n !== undefined).sort()
+async function settle (api: ApiClient, s: Scenario, createOnce: () => Promise<Json>, mutateCalled: boolean): Promise<void> {
+  const want = [s.mutate !== undefined && mutateCalled ? hookName(s, 'mutate') : undefined, s.validate !== undefined ? hookName(s, 'validate') : undefined].filter((n) => n !== undefined).sort()
   const deadline = Date.now() + 30_000
   for (;;) {
     const before = await webhookDurations(api)
