@@ -10,6 +10,11 @@ import { canonicalQuantity, parseQuantity } from './quantity.js'
 import { defaultHpaSpec } from './hpa-defaults.js'
 
 const MAX_PERIOD_SECONDS = 1800
+/**
+ * Causes made per list at most: a response keeps 100, so a list of thousands of bad metrics or
+ * policies is checked until it has given this many (a bound on a review's work).
+ */
+export const MAX_HPA_CAUSES = 1000
 const MAX_STABILIZATION_WINDOW_SECONDS = 3600
 const METRIC_SOURCE_TYPES = ['ContainerResource', 'External', 'Object', 'Pods', 'Resource'] as const
 const SELECT_POLICIES = ['Disabled', 'Max', 'Min'] as const
@@ -46,11 +51,12 @@ export function validateHpaSpec (hpa: unknown, path: string): Cause[] {
 function validateMetrics (metrics: unknown[], path: string, minReplicas: number | undefined): Cause[] {
   const errs: Cause[] = []
   let scalesFromObjectOrExternal = false
-  metrics.forEach((m, i) => {
-    const metric = obj(m) ?? {}
-    for (const c of validateMetricSpec(metric, index(path, i))) errs.push(c)
+  for (let i = 0; i < metrics.length; i++) {
+    const metric = obj(metrics[i]) ?? {}
     if (metric.type === 'Object' || metric.type === 'External') scalesFromObjectOrExternal = true
-  })
+    // Past the cap only the scan for Object/External metrics goes on (it decides NIM025).
+    if (errs.length < MAX_HPA_CAUSES) for (const c of validateMetricSpec(metric, index(path, i))) errs.push(c)
+  }
   if (minReplicas === 0 && !scalesFromObjectOrExternal) {
     errs.push(forbidden(path, 'must specify at least one Object or External metric to support scaling to zero replicas', 'NIM025'))
   }
@@ -246,7 +252,7 @@ function validateScalingRules (rules: JsonObject | undefined, path: string): Cau
   const policiesPath = child(path, 'policies')
   const policies = arr(rules.policies) ?? []
   if (policies.length === 0) errs.push(required(policiesPath, 'must specify at least one Policy', 'NIM027'))
-  policies.forEach((p, i) => { for (const c of validateScalingPolicy(obj(p) ?? {}, index(policiesPath, i))) errs.push(c) })
+  for (let i = 0; i < policies.length && errs.length < MAX_HPA_CAUSES; i++) for (const c of validateScalingPolicy(obj(policies[i]) ?? {}, index(policiesPath, i))) errs.push(c)
   if (has(rules, 'tolerance')) {
     const q = parseQuantity(rules.tolerance)
     if (q !== undefined && q.sign < 0) {

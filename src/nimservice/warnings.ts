@@ -6,6 +6,8 @@ import { autoscalingEnabled } from './rules.js'
 
 const HPA = 'spec.scale.hpa'
 const CUSTOM_METRIC_TYPES = new Set(['Pods', 'Object', 'External'])
+/** Warnings made at most: a response keeps the first 100 (validate.ts), so looking further is waste. */
+export const MAX_WARNINGS = 100
 
 /** Each sidecar's resources by its name (the first sidecar of a name), made once per review. */
 function sidecarResources (spec: JsonObject): Map<string, JsonObject | undefined> {
@@ -57,7 +59,7 @@ function metricWarnings (spec: JsonObject, sidecars: Map<string, JsonObject | un
   return out
 }
 
-/** Warnings for a NIMService; empty unless autoscaling is enabled with an HPA spec. */
+/** The first MAX_WARNINGS warnings for a NIMService; none unless autoscaling is enabled with an HPA spec. */
 export function warningsFor (object: JsonObject): Warning[] {
   const spec = obj(object.spec) ?? {}
   const hpa = obj(at(spec, 'scale', 'hpa'))
@@ -89,9 +91,9 @@ export function warningsFor (object: JsonObject): Warning[] {
   const kserve = spec.inferencePlatform === 'kserve'
   let kserveMetricSeen = false
   const sidecars = sidecarResources(spec)
-  metrics.forEach((m, i) => {
-    const metric = obj(m)
-    if (metric === undefined) return
+  for (let i = 0; i < metrics.length && out.length < MAX_WARNINGS; i++) {
+    const metric = obj(metrics[i])
+    if (metric === undefined) continue
     const path = index(child(HPA, 'metrics'), i)
     for (const w of metricWarnings(spec, sidecars, metric, path, name)) out.push(w)
     if (kserve) {
@@ -100,6 +102,6 @@ export function warningsFor (object: JsonObject): Warning[] {
       if (usable && !kserveMetricSeen) kserveMetricSeen = true
       else out.push(warning(path, 'inferencePlatform kserve only uses the first cpu or memory Resource metric; this one is ignored', 'NIM107'))
     }
-  })
-  return out
+  }
+  return out.slice(0, MAX_WARNINGS)
 }

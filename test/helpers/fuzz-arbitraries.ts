@@ -278,3 +278,74 @@ export function anyHostileBody (limitBytes: number, opts: { huge?: boolean } = {
   if (opts.huge !== false) parts.push({ arbitrary: deepNesting, weight: 1 }, { arbitrary: huge(limitBytes), weight: 1 })
   return fc.oneof(...parts)
 }
+
+// ---- cost: objects aimed at what a review costs, not at its shape -------------------------------
+
+/** The largest body a review may carry: the apiserver sends at most 3 MiB per object, twice on UPDATE. */
+export const MAX_BODY_BYTES = 6 * 1024 * 1024
+
+const image = { repository: 'nvcr.io/nim/meta/llama', tag: '1.0' }
+const autoscaledSpec = (hpa: Json, extra: Json = {}): Json => ({ image, authSecret: 'ngc', resources: { requests: { cpu: '2' } }, scale: { enabled: true, hpa: { maxReplicas: 4, ...hpa } }, ...extra })
+const named = (spec: Json): Json => ({ apiVersion: 'apps.nvidia.com/v1alpha1', kind: 'NIMService', metadata: { name: 'llm', namespace: 'nim' }, spec })
+/** How many copies of `item` (as JSON) fill about `bytes`. */
+const fill = (bytes: number, item: unknown): number => Math.max(1, Math.floor(bytes / (JSON.stringify(item).length + 1)))
+const times = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i))
+
+const valueMetric = (i: number): Json => ({ type: 'Pods', pods: { metric: { name: `m${i}` }, target: { type: 'AverageValue', averageValue: `${i}m` } } })
+const containerMetric = (i: number): Json => ({ type: 'ContainerResource', containerResource: { name: 'cpu', container: `s${i}`, target: { type: 'Utilization', averageUtilization: 50 } } })
+const sidecar = (i: number): Json => ({ name: `s${i}`, image: 'busybox' })
+
+/**
+ * Shapes that once cost seconds or more per review (issue 21), and the largest bodies of each kind,
+ * as NIMService objects of about `bytes` (defaulting to the largest body). Each is a regression case
+ * (test/unit/cost.test.ts) and a row of bench/worst-case.ts.
+ */
+export const COST_CASES: Record<string, (bytes?: number) => Json> = {
+  'metrics: 50,000 empty items (was 11.2 s)': () => named(autoscaledSpec({ metrics: times(50_000, () => ({})) })),
+  'hostDomainName: 42 characters (was 41.7 s)': () => named({ image, authSecret: 'ngc', expose: { router: { hostDomainName: `${'0'.repeat(41)}!` } } }),
+  'averageValue: "1e-49999999" (was 7.7 s)': () => named(autoscaledSpec({ metrics: [{ type: 'Pods', pods: { metric: { name: 'q' }, target: { type: 'AverageValue', averageValue: '1e-49999999' } } }] })),
+  'averageValue: "1e-999999999" (was 44 s, then threw)': () => named(autoscaledSpec({ metrics: [{ type: 'Pods', pods: { metric: { name: 'q' }, target: { type: 'AverageValue', averageValue: '1e-999999999' } } }] })),
+  'metrics x sidecarContainers, 3.1 MB (was 15.5 s)': () => {
+    const n = 12_000
+    return named(autoscaledSpec({ metrics: times(n, containerMetric) }, { sidecarContainers: times(n, sidecar) }))
+  },
+  'metrics: valid, largest body': (bytes = MAX_BODY_BYTES) => named(autoscaledSpec({ metrics: times(fill(bytes, valueMetric(99_999)), valueMetric) })),
+  'metrics: empty items, largest body': (bytes = MAX_BODY_BYTES) => named(autoscaledSpec({ metrics: times(fill(bytes, {}), () => ({})) })),
+  'metrics: rule errors only, largest body': (bytes = MAX_BODY_BYTES) => named(autoscaledSpec({ metrics: times(fill(bytes, { type: 'Resource' }), () => ({ type: 'Resource' })) })),
+  'metrics x sidecars, largest body': (bytes = MAX_BODY_BYTES) => {
+    const n = fill(bytes, [containerMetric(99_999), sidecar(99_999)])
+    return named(autoscaledSpec({ metrics: times(n, containerMetric) }, { sidecarContainers: times(n, sidecar) }))
+  },
+  'hostDomainName: largest string': (bytes = MAX_BODY_BYTES) => named({ image, authSecret: 'ngc', expose: { router: { hostDomainName: `${'0'.repeat(bytes)}!` } } }),
+  'averageValue: largest digit string': (bytes = MAX_BODY_BYTES) => named(autoscaledSpec({ metrics: [{ type: 'Pods', pods: { metric: { name: 'q' }, target: { type: 'AverageValue', averageValue: `0.${'9'.repeat(bytes)}Ki` } } }] })),
+  'averageValue: largest exponent string': (bytes = MAX_BODY_BYTES) => named(autoscaledSpec({ metrics: [{ type: 'Pods', pods: { metric: { name: 'q' }, target: { type: 'AverageValue', averageValue: `1${'1'.repeat(bytes)}e-999999999` } } }] })),
+  'resources.requests: widest map of quantities': (bytes = MAX_BODY_BYTES) => named(autoscaledSpec({}, { resources: { requests: Object.fromEntries(times(fill(bytes, ['r999999', '1.5Gi']), (i) => [`r${i}`, '1.5Gi'])) } })),
+  'resources.requests: widest map of bad quantities': (bytes = MAX_BODY_BYTES) => named(autoscaledSpec({}, { resources: { requests: Object.fromEntries(times(fill(bytes, ['r999999', 'x']), (i) => [`r${i}`, 'x'])) } })),
+  'labels and annotations: widest maps': (bytes = MAX_BODY_BYTES) => named(autoscaledSpec({}, {
+    labels: Object.fromEntries(times(fill(bytes / 2, ['l999999', 'v']), (i) => [`l${i}`, 'v'])),
+    annotations: Object.fromEntries(times(fill(bytes / 2, ['a999999', 'v']), (i) => [`a${i}`, 'v']))
+  })),
+  'unknown fields: widest spec': (bytes = MAX_BODY_BYTES) => named({ image, authSecret: 'ngc', ...Object.fromEntries(times(fill(bytes, ['k999999', 1]), (i) => [`k${i}`, 1])) }),
+  'env: longest list of 99-level-deep values': (bytes = MAX_BODY_BYTES) => {
+    let deep: unknown = 'x'
+    for (let i = 0; i < 90; i++) deep = { a: deep }
+    return named({ image, authSecret: 'ngc', env: times(fill(bytes, { name: 'e', value: deep }), (i) => ({ name: `e${i}`, value: deep })) })
+  },
+  'scale.hpa.behavior: longest policy lists': (bytes = MAX_BODY_BYTES) => {
+    const policy = { type: 'Pods', value: 4, periodSeconds: 60 }
+    const n = Math.floor(fill(bytes, policy) / 2)
+    return named(autoscaledSpec({ behavior: { scaleUp: { policies: times(n, () => policy) }, scaleDown: { policies: times(n, () => policy) } } }))
+  }
+}
+
+/**
+ * fast-check: a cost case at a random size up to `maxBytes`, the size log-uniform (from 100 bytes), so
+ * that small, medium and the largest bodies all come up.
+ */
+export function costlyObject (maxBytes = MAX_BODY_BYTES): fc.Arbitrary<{ name: string, object: Json }> {
+  const names = Object.keys(COST_CASES)
+  return fc.tuple(fc.constantFrom(...names), fc.double({ min: 2, max: Math.log10(maxBytes), noNaN: true })).map(([name, exp]) => {
+    const bytes = Math.floor(10 ** exp)
+    return { name: `${name} @${bytes}`, object: (COST_CASES[name] as (b?: number) => Json)(bytes) }
+  })
+}
