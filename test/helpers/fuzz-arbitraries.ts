@@ -293,7 +293,7 @@ const times = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n
 
 const valueMetric = (i: number): Json => ({ type: 'Pods', pods: { metric: { name: `m${i}` }, target: { type: 'AverageValue', averageValue: `${i}m` } } })
 const containerMetric = (i: number): Json => ({ type: 'ContainerResource', containerResource: { name: 'cpu', container: `s${i}`, target: { type: 'Utilization', averageUtilization: 50 } } })
-const sidecar = (i: number): Json => ({ name: `s${i}`, image: 'busybox' })
+const sidecar = (i: number): Json => ({ name: `s${i}`, image: { repository: 'busybox', tag: '1' } })
 
 /**
  * Shapes that once cost seconds or more per review (issue 21), and the largest bodies of each kind,
