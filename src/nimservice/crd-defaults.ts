@@ -1,7 +1,7 @@
 // A CRD's `default`s applied to an object as the apiserver does when it decodes a custom resource,
 // before any admission webhook or schema validation sees it (apiextensions-apiserver
 // pkg/apiserver/schema/defaulting: PruneNonNullableNullsWithoutDefaults, then Default). Pure: the
-// schema is an argument (the `openAPIV3Schema` of one served version), the object is copied, not written.
+// schema is an argument (the `openAPIV3Schema` of one served version), the object is never written.
 
 /** One node of a structural schema (only what defaulting reads). */
 export interface StructuralSchema {
@@ -34,52 +34,54 @@ function childSchema (s: StructuralSchema, key: string): StructuralSchema | unde
 }
 
 /**
- * PruneNonNullableNullsWithoutDefaults: `field: null` where the schema has neither `nullable: true`
- * nor a default is dropped, as if it were absent (so `count: null` is defaulted, `foo: null` passes).
+ * One node, as PruneNonNullableNullsWithoutDefaults then Default leave it: a `field: null` where the
+ * schema has neither `nullable: true` nor a default is dropped, as if absent (so `count: null` is
+ * defaulted, `foo: null` passes); every absent property with a default gets a copy of it (a null one
+ * too, unless nullable); then each value is defaulted by its own schema, inside objects and array items
+ * that exist and inside a default just placed (whose nulls were never pruned: `prune` false).
+ * Copy on write: a node is copied only when something in it changes, and the input is never written.
  */
-function pruneNulls (x: unknown, s: StructuralSchema | undefined): void {
-  if (s === undefined) return
+function defaulted (x: unknown, s: StructuralSchema | undefined, prune: boolean): unknown {
+  if (s === undefined) return x
   if (Array.isArray(x)) {
-    for (const v of x) pruneNulls(v, s.items)
-    return
+    let copy: unknown[] | undefined
+    for (let i = 0; i < x.length; i++) {
+      const v = defaulted(x[i], s.items, prune)
+      if (v !== x[i]) (copy ??= x.slice())[i] = v
+    }
+    return copy ?? x
   }
-  if (!isObject(x)) return
-  for (const k of Object.keys(x)) {
-    const prop = childSchema(s, k)
-    if (prop === undefined) continue
-    if (x[k] === null && prop.default === undefined && prop.nullable !== true) delete x[k]
-    else pruneNulls(x[k], prop)
+  if (!isObject(x)) return x
+  let out: Json | undefined
+  const placed = new Set<string>()
+  if (prune) {
+    for (const k of Object.keys(x)) {
+      const prop = childSchema(s, k)
+      if (prop !== undefined && x[k] === null && prop.default === undefined && prop.nullable !== true) delete (out ??= { ...x })[k]
+    }
   }
-}
-
-/**
- * Default: every absent property with a default gets a copy of it (a null one too, unless nullable),
- * then each present value is defaulted by its own schema: inside objects and array items that exist,
- * and inside a default just placed.
- */
-function applyDefaults (x: unknown, s: StructuralSchema | undefined): void {
-  if (s === undefined) return
-  if (Array.isArray(x)) {
-    for (const v of x) applyDefaults(v, s.items)
-    return
-  }
-  if (!isObject(x)) return
   if (s.properties !== undefined) {
     for (const k of Object.keys(s.properties)) {
       const prop = s.properties[k] as StructuralSchema
       if (prop.default === undefined) continue
-      if (!Object.hasOwn(x, k) || (x[k] === null && prop.nullable !== true)) x[k] = deepCopy(prop.default)
+      const cur = out ?? x
+      if (!Object.hasOwn(cur, k) || (cur[k] === null && prop.nullable !== true)) {
+        (out ??= { ...x })[k] = deepCopy(prop.default)
+        placed.add(k)
+      }
     }
   }
-  for (const k of Object.keys(x)) applyDefaults(x[k], childSchema(s, k))
+  const cur = out ?? x
+  for (const k of Object.keys(cur)) {
+    const v = defaulted(cur[k], childSchema(s, k), prune && !placed.has(k))
+    if (v !== cur[k]) (out ??= { ...x })[k] = v
+  }
+  return out ?? x
 }
 
-/** A copy of `object` as the apiserver stores it before validation: nulls pruned, defaults set. */
+/** `object` as the apiserver stores it before validation: nulls pruned, defaults set (a copy where changed). */
 export function withCrdDefaults<T> (object: T, schema: StructuralSchema | undefined): T {
-  const copy = deepCopy(object) as T
-  pruneNulls(copy, schema)
-  applyDefaults(copy, schema)
-  return copy
+  return defaulted(object, schema, true) as T
 }
 
 /** The `openAPIV3Schema` of one version of a CRD (a parsed CustomResourceDefinition). */
