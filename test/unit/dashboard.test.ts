@@ -261,7 +261,7 @@ async function fakeApiserver (nim: Json, hpa: Json): Promise<{ url: string, clos
   }
 }
 
-async function until (what: string, cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+async function until (what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
