@@ -15,7 +15,9 @@ import { pino } from 'pino'
 import { buildWebhookApp } from '../../src/server/webhook-app.js'
 import { createMetrics } from '../../src/server/metrics.js'
 import { startServer } from '../../src/server/serve.js'
-import { anyHostileBody, deepNesting, type FuzzBody } from '../helpers/fuzz-arbitraries.js'
+import { cpuUsage } from 'node:process'
+import { mutateNIMService, validateNIMService } from '../../src/nimservice/index.js'
+import { anyHostileBody, costlyObject, deepNesting, MAX_BODY_BYTES, type FuzzBody } from '../helpers/fuzz-arbitraries.js'
 
 const LONG = process.env.NIM_TEST_LONG === '1'
 /** Each generated body goes to both endpoints: requests = 2 × runs. */
@@ -200,6 +202,49 @@ test(`real TLS: ${TLS_RUNS} hostile bodies over keep-alive connections to both e
     await server.shutdown()
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+// ---- cost: a CPU bound per review ----------------------------------------------------------------
+
+// Objects aimed at cost rather than shape (test/helpers/fuzz-arbitraries.ts COST_CASES: long lists in
+// every list field, long strings in patterned fields, extreme and long quantities, wide and deep maps,
+// many sidecars x many metrics), at sizes up to the largest body, through the domain functions behind
+// both endpoints (CREATE and UPDATE). Every step is linear, so the bound is linear in the object's
+// size; its slope is about 4x the worst measured on a loaded 2-core machine (bench/worst-case.ts),
+// which is far below any superlinear cost at these sizes (the reproductions of issue 21 took seconds).
+const COST_RUNS = LONG ? 100_000 : 150
+const COST_MAX_BYTES = LONG ? MAX_BODY_BYTES : 1024 * 1024
+const budgetMs = (bytes: number): number => 50 + 1000 * bytes / (1024 * 1024)
+
+function cpuMs (f: () => unknown): number {
+  const start = cpuUsage()
+  f()
+  const used = cpuUsage(start)
+  return (used.user + used.system) / 1000
+}
+
+test(`cost: ${COST_RUNS} objects aimed at cost, up to ${COST_MAX_BYTES >> 20} MiB, each reviewed within ${budgetMs(0)} ms + 1 s per MiB of CPU`, (t) => {
+  const reviews = (object: Record<string, unknown>): Array<[string, () => unknown]> => [
+    ['validate CREATE', () => validateNIMService({ operation: 'CREATE', object })],
+    ['mutate CREATE', () => mutateNIMService({ operation: 'CREATE', object, namespace: 'nim' })],
+    ['validate UPDATE', () => validateNIMService({ operation: 'UPDATE', object, oldObject: object })],
+    ['mutate UPDATE', () => mutateNIMService({ operation: 'UPDATE', object, oldObject: object, namespace: 'nim' })]
+  ]
+  // Warm-up: the first calls compile.
+  for (const { object } of fc.sample(costlyObject(10_000), { numRuns: 30, seed: 3 })) for (const [, f] of reviews(object)) f()
+  let worst = { ratio: 0, line: '' }
+  fc.assert(fc.property(costlyObject(COST_MAX_BYTES), ({ name, object }) => {
+    // Parsed as the server has it: no structure shared between object and oldObject.
+    const text = JSON.stringify(object)
+    const parsed = JSON.parse(text) as Record<string, unknown>
+    for (const [what, f] of reviews(parsed)) {
+      const ms = cpuMs(f)
+      const bound = budgetMs(text.length)
+      if (ms / bound > worst.ratio) worst = { ratio: ms / bound, line: `${what} ${name}: ${ms.toFixed(1)} ms of ${bound.toFixed(0)}` }
+      assert.ok(ms <= bound, `${what} of ${name} (${text.length} bytes) took ${ms.toFixed(1)} ms of CPU; the bound is ${bound.toFixed(0)} ms`)
+    }
+  }), { numRuns: COST_RUNS, ...(SEED !== undefined ? { seed: SEED } : {}) })
+  t.diagnostic(`closest to the bound: ${worst.line}`)
 })
 
 test('no generated body ended in an internal-error denial', () => {
