@@ -1,10 +1,12 @@
 // Report formats for CI checked against their specifications: SARIF 2.1.0 against the OASIS JSON
-// schema (vendored in test/fixtures/cli), with the rule catalogue, regions and input errors.
+// schema (vendored in test/fixtures/cli), with the rule catalogue, regions and input errors; JUnit read
+// back by a JUnit consumer (junit2json, an XML parser underneath).
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Ajv } from 'ajv'
+import { parse as parseJunit } from 'junit2json'
 import { RULES } from '../../src/nimservice/index.js'
 import { FIX, ROOT, runCli } from '../fixtures/cli/harness.js'
 
@@ -56,5 +58,41 @@ describe('-o sarif', () => {
 
   test('the schema check is real: a result without a message fails it', () => {
     assert.notDeepEqual(check({ version: '2.1.0', runs: [{ tool: { driver: { name: 'x' } }, results: [{ ruleId: 'NIM010' }] }] }), [])
+  })
+})
+
+describe('-o junit, read back by a JUnit consumer', () => {
+  interface Case { classname: string, name: string, time: number, failure?: Array<{ type: string, message: string, inner: string }>, error?: unknown[], 'system-out'?: string[] }
+  interface Suite { name: string, tests: number, failures: number, errors: number, time: number, testcase: Case[] }
+  interface Suites { tests: number, failures: number, errors: number, time: number, testsuite: Suite[] }
+
+  test('counts add up, names are namespace/name, classnames have no dots, every testcase has a time, text survives', async () => {
+    const tricky = 'apiVersion: apps.nvidia.com/v1alpha1\nkind: NIMService\nmetadata: {name: t, namespace: ns}\nspec:\n  image: {repository: r, tag: "1"}\n  authSecret: s\n  labels:\n    "a <b> & \\"c\\"\\nd": v\n'
+    const r = await runCli(['validate', '-o', 'junit', `${FIX}/positions.yaml`, `${FIX}/tree/sub/b.yml`, '-', 'no/such.yaml'], { stdin: tricky })
+    assert.equal(r.code, 2)
+    const doc = await parseJunit(r.stdout) as unknown as Suites
+    const suites = doc.testsuite
+    assert.equal(doc.tests, suites.reduce((n, s) => n + s.tests, 0))
+    assert.equal(doc.failures, suites.reduce((n, s) => n + s.failures, 0))
+    assert.equal(doc.errors, suites.reduce((n, s) => n + s.errors, 0))
+    for (const s of suites) {
+      assert.equal(s.tests, s.testcase.length, s.name)
+      assert.equal(s.failures, s.testcase.filter((c) => c.failure !== undefined).length, s.name)
+      for (const c of s.testcase) {
+        assert.equal(typeof c.time, 'number', c.name)
+        assert.doesNotMatch(c.classname, /\./, c.classname)
+      }
+    }
+    const cases = suites.flatMap((s) => s.testcase)
+    assert.deepEqual(cases.map((c) => c.name), ['read no/such.yaml', 'nim/llm-bad', 'nim/llm-good', 'nim/tree-b', 'ns/t'])
+    const tricky6 = cases.find((c) => c.name === 'ns/t')?.failure?.[0]
+    assert.equal(tricky6?.type, 'NIM006')
+    assert.match(tricky6?.message ?? '', /^spec\.labels\[a <b> & "c"\nd\]: Invalid value: "a <b> & \\"c\\"\\nd": /)
+  })
+
+  test('no NIMService: one passing testcase, not tests="0"', async () => {
+    const doc = await parseJunit((await runCli(['validate', '-o', 'junit', '-'], { stdin: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n' })).stdout) as unknown as Suites
+    assert.equal(doc.tests, 1)
+    assert.equal(doc.failures, 0)
   })
 })
