@@ -53,9 +53,10 @@ test('hostDomainName of 42 characters against its CRD pattern: denied at once (w
   assert.equal(validateNIMService({ operation: 'CREATE', object: ok }).allowed, true)
 })
 
-for (const [name, value] of [['averageValue: "1e-49999999" (was 7.7 s)', '1e-49999999'], ['averageValue: "1e-999999999" (was 44 s, then threw)', '1e-999999999']]) {
+const QUANTITY_CASES: Array<[string, string]> = [['averageValue: "1e-49999999" (was 7.7 s)', '1e-49999999'], ['averageValue: "1e-999999999" (was 44 s, then threw)', '1e-999999999']]
+for (const [name, value] of QUANTITY_CASES) {
   test(`${value}: allowed, and rendered as Kubernetes rounds it, 1e-9 (${name.split('(')[1]?.replace(')', '') ?? ''})`, () => {
-    const object = cases(name as string)
+    const object = cases(name)
     const [mutation, ms] = timed(() => mutateNIMService({ operation: 'CREATE', object, namespace: 'nim' }))
     const metrics = ((mutation.hpa?.spec as Json).metrics as Array<{ pods: { target: Json } }>)
     assert.equal(metrics[0]?.pods.target.averageValue, '1e-9')
