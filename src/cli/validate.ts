@@ -54,10 +54,11 @@ export function nearMiss (object: JsonObject): string | undefined {
   const kindLike = kind.toLowerCase().replace(/s$/, '') === 'nimservice'
   if (!kindLike && group !== GROUP) return undefined
   if (isNIMService(object)) return undefined
+  if (!kindLike) return undefined // another kind of the group (NIMCache, NIMPipeline...)
   const served = SERVED_VERSIONS.map((v) => `${GROUP}/${v}`).join(', ')
-  if (kind === KIND && group === GROUP) return `no matches for kind "${KIND}" in version "${apiVersion}": the NIMService CRD serves ${served}; not checked`
-  if (kindLike) return `kind "${kind}" is not "${KIND}" (kinds are case-sensitive)${group === GROUP ? '' : ` and apiVersion "${apiVersion}" is not ${served}`}; not checked`
-  return undefined
+  if (kind === KIND) return `no matches for kind "${KIND}" in version "${apiVersion}": the NIMService CRD serves ${served}; not checked`
+  const version = SERVED_VERSIONS.some((v) => apiVersion === `${GROUP}/${v}`) ? '' : ` and apiVersion "${apiVersion}" is not ${served}`
+  return `kind "${kind}" is not "${KIND}" (kinds are case-sensitive)${version}; not checked`
 }
 
 const keep = (opts: CheckOptions) => (c: { code: string }): boolean => opts.disabled?.has(c.code) !== true
