@@ -21,7 +21,9 @@ const emptyBody = (): BodyError => new BodyError("Body cannot be empty when cont
  */
 export function parseJsonBytes (bytes: Uint8Array): unknown {
   if (bytes.length === 0) throw emptyBody()
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8')
+  // A UTF-8 byte-order mark is skipped, as fastify's parser (and the CLI's `review`) did.
+  const bom = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset + bom, bytes.length - bom).toString('utf8')
   try {
     return JSON.parse(text)
   } catch {

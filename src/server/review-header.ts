@@ -127,6 +127,7 @@ class Scanner {
 /** The review's identity, or undefined when the bytes do not hold a decodable AdmissionReview header. */
 export function scanReviewHeader (bytes: Uint8Array): ReviewHeader | undefined {
   const s = new Scanner(bytes)
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) s.i = 3 // a byte-order mark
   let apiVersion: string | undefined
   const req: { uid?: string, operation?: string, kind?: string, namespace?: string, name?: string, subResource?: string, dryRun?: boolean } = {}
   try {
