@@ -205,3 +205,32 @@ test('accepts a pino logger', () => {
   const dirless = { certPath: '/nonexistent/tls.crt', keyPath: '/nonexistent/tls.key', log: pino({ enabled: false }) }
   assert.throws(() => new TlsReloader(dirless), (err: Error & { code?: string }) => err.code === 'NIMCERT_UNREADABLE' && err.message.includes('/nonexistent/tls.crt'))
 })
+
+test('reloads the client CA bundle (mutual TLS) with the pair, mounted as a Secret volume, and refuses a broken one', async () => {
+  const log = recordingLog()
+  const dir = await mkdtemp(join(tmpdir(), 'nim-client-ca-'))
+  const volume = new KubeletVolume(join(dir, 'client'))
+  const serving = new KubeletVolume(join(dir, 'serving'))
+  await serving.write(volumeFiles(first))
+  const one = createCa({ commonName: 'client-ca-one' })
+  const two = createCa({ commonName: 'client-ca-two' })
+  await volume.write({ 'ca.crt': one.certPem })
+  const reloader = new TlsReloader({ certPath: join(dir, 'serving', 'tls.crt'), keyPath: join(dir, 'serving', 'tls.key'), clientCaPath: join(dir, 'client', 'ca.crt'), log, pollIntervalMs: 100 })
+  const changes: ServingPair[] = []
+  try {
+    assert.equal(reloader.current().clientCa, one.certPem)
+    reloader.start((next) => changes.push(next))
+    await volume.write({ 'ca.crt': two.certPem })
+    assert.ok(await eventually(() => changes.length === 1, 5000))
+    assert.equal(changes[0]?.clientCa, two.certPem)
+    assert.equal(changes[0]?.serialNumber, serial(first.certPem), 'the serving pair is unchanged')
+    assert.ok(log.entries.some((e) => e.msg === 'loaded new client CA'))
+    await volume.write({ 'ca.crt': 'not a certificate\n' })
+    assert.ok(await eventually(() => log.entries.some((e) => e.level === 'warn' && /client CA bundle/.test(e.msg)), 5000), 'a broken bundle is refused with a warning')
+    assert.equal(reloader.current().clientCa, two.certPem, 'the previous client CA stays')
+    assert.equal(changes.length, 1)
+  } finally {
+    reloader.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+})
