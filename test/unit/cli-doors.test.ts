@@ -53,7 +53,9 @@ before(async () => {
     metrics: createMetrics({ defaultMetrics: false }),
     bodyLimitBytes: defaultOptions.bodyLimitBytes,
     requestTimeoutMs: 4000,
-    keepAliveTimeoutMs: 5000
+    keepAliveTimeoutMs: 5000,
+    // Parity, not the budget, is under test: a cold review worker on a loaded machine must not change the answer.
+    reviewBudgetMs: 60_000
   })
   await app.ready()
 })

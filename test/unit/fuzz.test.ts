@@ -109,7 +109,9 @@ function checkAnswer (b: FuzzBody, endpoint: string, status: number, text: strin
 
 // ---- tests ----------------------------------------------------------------------------------------
 
-const app = buildWebhookApp({ logger: pino({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }), bodyLimitBytes: LIMIT, requestTimeoutMs: 4000, keepAliveTimeoutMs: 5000 })
+// The budget is budget.test.ts's subject; here a cold review worker on a loaded machine must not turn a
+// verdict into a budget answer (the domain's own cost is bounded by the cost gate below).
+const app = buildWebhookApp({ logger: pino({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }), bodyLimitBytes: LIMIT, requestTimeoutMs: 4000, keepAliveTimeoutMs: 5000, reviewBudgetMs: 60_000 })
 after(async () => { await app.close() })
 
 async function inject (b: FuzzBody): Promise<void> {
@@ -169,7 +171,7 @@ test('nesting 10,000 levels deep and 50,000-item arrays inside the object get a 
 
 test(`real TLS: ${TLS_RUNS} hostile bodies over keep-alive connections to both endpoints`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nim-fuzz-'))
-  const server = await startServer({ host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, certDir: dir, shutdownDelayMs: 0, bodyLimitBytes: LIMIT }, pino({ level: 'silent' }))
+  const server = await startServer({ host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, certDir: dir, shutdownDelayMs: 0, bodyLimitBytes: LIMIT, reviewBudgetMs: 60_000, requestTimeoutMs: 60_000 }, pino({ level: 'silent' }))
   const ca = readFileSync(server.caPath, 'utf8')
   const agent = new Agent({ keepAlive: true, maxSockets: 4, ca })
   const post = (url: string, bytes: Buffer): Promise<{ status: number, text: string }> => new Promise((resolve, reject) => {
