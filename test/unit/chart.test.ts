@@ -858,9 +858,18 @@ describe('helm chart charts/nim-admission', () => {
       assert.match(refused.stderr, /apiserverCIDRs\/0': '10\.0\.0\.1' does not match pattern/)
     })
 
-    it('keeps the webhook memory limit at 256Mi', async () => {
+    // The measured worst case (README, "Bounds and limits"): ~420 MB when a review fills its worker's 160 MB heap.
+    it('sizes the webhook memory limit above the measured worst-case peak', async () => {
       const server = podSpec(one(await helmTemplate({}), 'Deployment', FULLNAME)).containers[0] as Container
-      assert.equal(server.resources?.limits?.memory, '256Mi')
+      assert.equal(server.resources?.limits?.memory, '512Mi')
+    })
+
+    it('answers a review stopped by its budget as the validating failurePolicy says', async () => {
+      for (const policy of ['Fail', 'Ignore']) {
+        const server = podSpec(one(await helmTemplate({ webhook: { validating: { failurePolicy: policy } } }), 'Deployment', FULLNAME)).containers[0] as Container
+        const args = (server as { args?: string[] }).args ?? []
+        assert.equal(args[args.indexOf('--budget-failure-policy') + 1], policy)
+      }
     })
   })
 
