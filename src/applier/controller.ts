@@ -6,7 +6,7 @@
 import type { Logger } from 'pino'
 import type { KubeConfig } from '@kubernetes/client-node'
 import { obj, str } from '../nimservice/json.js'
-import { decide, type Decision, type Mode, type State } from './reconcile.js'
+import { decide, DRIFT_PENDING, type Decision, type Mode, type State } from './reconcile.js'
 import { coverage, webhookScopes, type CoverageSource, type WebhookScope } from './coverage.js'
 import { hpaView, namespaceView, nimView, type HpaView, type NamespaceView, type NimView } from './view.js'
 import { EventRecorder, ForbiddenTracker, execute, kubeApplierClient, type ApplierKube } from './apply.js'
@@ -101,6 +101,7 @@ export class ApplierController {
   private readonly tombstones = new Map<string, string>()
   private readonly firstSeen = new Map<string, number>()
   private readonly missingSince = new Map<string, number>()
+  private readonly driftSince = new Map<string, number>()
   private readonly lastState = new Map<string, { state: State, reasons: string[] }>()
   private readonly stateCounts = new Map<string, number>()
   private readonly findingCounts = new Map<string, number>()
@@ -402,8 +403,14 @@ export class ApplierController {
       coverage: coverage(this.coverageSource(), namespace, nim?.labels ?? {}),
       knownForMs: now - (this.firstSeen.get(key) ?? now),
       missingForMs: now - (this.missingSince.get(key) ?? now),
+      driftForMs: now - (this.driftSince.get(key) ?? now),
       graceMs: this.opts.graceMs
     })
+    if (decision.state === 'drift' || decision.detail === DRIFT_PENDING) {
+      if (!this.driftSince.has(key)) this.driftSince.set(key, now)
+    } else {
+      this.driftSince.delete(key)
+    }
     this.record(key, nim === undefined ? undefined : decision)
     const owner = nim !== undefined ? { namespace, name, uid: nim.uid, resourceVersion: nim.resourceVersion } : undefined
     const outcome = await execute(decision, {
@@ -435,6 +442,7 @@ export class ApplierController {
       this.tombstones.delete(key)
       this.firstSeen.delete(key)
       this.missingSince.delete(key)
+      this.driftSince.delete(key)
     }
   }
 

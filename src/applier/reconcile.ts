@@ -43,6 +43,11 @@ export type Write =
 
 export type State = 'in-sync' | 'drift' | 'missing' | 'pending' | 'invalid' | 'kserve' | 'refused' | 'conflict' | 'not-autoscaled' | 'not-covered' | 'deleting' | 'gone' | 'write'
 
+/** How long a difference may last before it is reported as drift (the operator's own update lag). */
+export const DRIFT_GRACE_MS = 10_000
+/** The detail of a decision that waits for a difference to outlast DRIFT_GRACE_MS. */
+export const DRIFT_PENDING = 'HPA differs from the render: waiting for the operator to update it'
+
 export interface Decision {
   state: State
   findings: Finding[]
@@ -68,6 +73,8 @@ export interface DecideInput {
   knownForMs: number
   /** How long (monotonic ms) the HPA has been seen missing while it should exist. */
   missingForMs: number
+  /** How long (monotonic ms) the live HPA has been seen differing from the render; 0 when it does not. */
+  driftForMs?: number
   /** How long to give the operator to create an HPA (verify) or to claim a new NIMService (write). */
   graceMs: number
 }
@@ -205,6 +212,11 @@ function verify (input: DecideInput, nim: NimView): Decision {
   }
   const fields = hpaDifferences(nim.desired, hpa, { ignoreManagedBy: true })
   if (fields.length === 0) return { state: 'in-sync', findings }
+  // Right after a spec change the operator has not updated its HPA yet: a difference is drift only once it
+  // outlasts that (at most 10 s, less with a shorter --grace).
+  const driftGraceMs = Math.min(input.graceMs, DRIFT_GRACE_MS)
+  const driftForMs = input.driftForMs ?? driftGraceMs
+  if (driftForMs < driftGraceMs) return { state: 'pending', findings, requeueAfterMs: driftGraceMs - driftForMs, detail: DRIFT_PENDING }
   findings.push({ type: 'Warning', reason: REASONS.drift, message: `HorizontalPodAutoscaler ${ref} (${describeOwner(hpa)}) differs from the HPA rendered from the NIMService's spec: ${fields.join('; ')}` })
   return { state: 'drift', findings }
 }

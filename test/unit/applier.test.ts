@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { mutateNIMService } from '../../src/nimservice/index.js'
 import { HPA_ANNOTATION, HPA_SHA_ANNOTATION } from '../../src/nimservice/hpa-render.js'
-import { decide, differences, hpaDifferences, manifestFor, ownership, REASONS, type DecideInput, type Decision } from '../../src/applier/reconcile.js'
+import { decide, differences, DRIFT_GRACE_MS, DRIFT_PENDING, hpaDifferences, manifestFor, ownership, REASONS, type DecideInput, type Decision } from '../../src/applier/reconcile.js'
 import { hpaView, nimView, MAX_HINT_BYTES, OPERATOR_FINALIZER, type HpaView, type NamespaceView, type NimView } from '../../src/applier/view.js'
 import { coverage, selectorMatches, webhookScopes, type CoverageSource, type WebhookScope } from '../../src/applier/coverage.js'
 import { normalizeApplierOptions } from '../../src/applier/run.js'
@@ -140,6 +140,19 @@ describe('decide --mode verify: reports, never writes', () => {
     assert.match(d.findings[0]?.message ?? '', /spec\.maxReplicas: want 4, have 200; spec\.minReplicas: want 2, have 150/)
     assert.match(d.findings[0]?.message ?? '', /managed-by k8s-nim-operator/)
     assert.equal(d.write, undefined)
+  })
+
+  it('a difference right after a spec change waits for the operator to catch up, then is drift', () => {
+    const edited = operatorHpa(nim, (h) => { h.spec.maxReplicas = 3 })
+    const early = decide(base(nim, { hpa: edited, driftForMs: 0 }))
+    assert.equal(early.state, 'pending')
+    assert.equal(early.detail, DRIFT_PENDING)
+    assert.equal(early.requeueAfterMs, DRIFT_GRACE_MS)
+    assert.deepEqual(early.findings, [])
+    const late = decide(base(nim, { hpa: edited, driftForMs: DRIFT_GRACE_MS }))
+    assert.deepEqual(reasons(late), [REASONS.drift])
+    const noGrace = decide(base(nim, { hpa: edited, driftForMs: 0, graceMs: 0 }))
+    assert.equal(noGrace.state, 'drift', 'with --grace 0 a difference is drift at once')
   })
 
   it('a missing HPA waits out the grace period, then is reported as not found', () => {
