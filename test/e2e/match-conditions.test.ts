@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startApiserver, type Apiserver } from '../helpers/apiserver.js'
 import { upstreamCrd, waitForCrdsEstablished } from '../helpers/crd.js'
-import { apiRequest, startWebhook, waitFor, type WebhookProcess } from '../helpers/kube.js'
+import { apiRequest, freePort, startWebhook, waitFor, type WebhookProcess } from '../helpers/kube.js'
 import { helmTemplate, repoRoot } from '../helpers/helm.js'
 import { SEED_EXAMPLES, seedExample } from '../fixtures/seed-examples.js'
 import { mutateNIMService, HPA_ANNOTATION, HPA_SHA_ANNOTATION } from '../../src/nimservice/index.js'
@@ -123,5 +123,55 @@ describe('matchConditions of the mutating webhook, on the real apiserver', () =>
     }
     assert.deepEqual(rows.map((r) => [r.name, r.called]), rows.map((r) => [r.name, r.want]))
     assert.ok(rows.some((r) => !r.called && r.status === 201), 'a valid NIMService is admitted without the /mutate call')
+  })
+})
+
+describe('with nim-admission down and both webhooks Fail, the chart\'s conditions let a deletion finish', () => {
+  test('an update of a live NIMService is refused, and the finalizer removal of one being deleted passes', async () => {
+    const rendered = await helmTemplate()
+    const conditionsOf = (kind: string): Json[] => ((rendered.find((m) => m.kind === kind)?.webhooks as Json[] | undefined)?.[0]?.matchConditions ?? []) as Json[]
+    const path = `/apis/apps.nvidia.com/v1alpha1/namespaces/${NS}/nimservices`
+    // Created while the live /mutate answers; held by a finalizer as the operator's would hold it.
+    const held = named('held', (o) => { o.metadata.finalizers = ['example.com/hold'] })
+    assert.equal((await apiRequest(apiserver.kubeconfig, 'POST', path, held)).status, 201)
+
+    // Nothing listens on this port: every call fails, as when no webhook pod answers.
+    const dead = `https://127.0.0.1:${await freePort()}`
+    const caBundle = readFileSync(join(certDir, 'ca.crt')).toString('base64')
+    const hook = (name: string, endpoint: string, kind: string): Json => ({
+      name,
+      clientConfig: { url: `${dead}${endpoint}`, caBundle },
+      rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
+      sideEffects: 'None',
+      admissionReviewVersions: ['v1'],
+      failurePolicy: 'Fail',
+      timeoutSeconds: 2,
+      matchConditions: conditionsOf(kind)
+    })
+    assert.deepEqual(conditionsOf('ValidatingWebhookConfiguration').map((c) => c.name), ['nim-admission-not-deleting'])
+    assert.equal((await apiRequest(apiserver.kubeconfig, 'POST', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
+      { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'down' }, webhooks: [hook('validate.down.nim-admission.io', '/validate', 'ValidatingWebhookConfiguration')] })).status, 201)
+    assert.equal((await apiRequest(apiserver.kubeconfig, 'POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
+      { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'down' }, webhooks: [hook('mutate.down.nim-admission.io', '/mutate', 'MutatingWebhookConfiguration')] })).status, 201)
+
+    // The failing webhooks are in force once a label change on the live object is refused.
+    const refused = await waitFor('a label change to be refused by the unreachable webhook', async () => {
+      const current = (await apiRequest(apiserver.kubeconfig, 'GET', `${path}/held`)).body as Json
+      current.metadata.labels = { ...(current.metadata.labels ?? {}), touched: String(Date.now()) }
+      const r = await apiRequest(apiserver.kubeconfig, 'PUT', `${path}/held`, current)
+      return r.status >= 400 && /failed calling webhook/.test(String(r.body?.message)) ? r : undefined
+    }, 30_000, 300)
+    assert.equal(refused.status, 500)
+
+    assert.equal((await apiRequest(apiserver.kubeconfig, 'DELETE', `${path}/held`)).status, 200)
+    const deleting = (await apiRequest(apiserver.kubeconfig, 'GET', `${path}/held`)).body as Json
+    assert.equal(typeof deleting.metadata.deletionTimestamp, 'string', 'the finalizer holds it: being deleted')
+    deleting.metadata.finalizers = []
+    const removed = await apiRequest(apiserver.kubeconfig, 'PUT', `${path}/held`, deleting)
+    assert.equal(removed.status, 200, `finalizer removal: ${JSON.stringify(removed.body?.message)}`)
+    assert.equal((await apiRequest(apiserver.kubeconfig, 'GET', `${path}/held`)).status, 404, 'the deletion completed')
+
+    await apiRequest(apiserver.kubeconfig, 'DELETE', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/down')
+    await apiRequest(apiserver.kubeconfig, 'DELETE', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/down')
   })
 })

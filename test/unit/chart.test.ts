@@ -332,8 +332,8 @@ describe('helm chart charts/nim-admission', () => {
         assert.equal(dig(hook, 'clientConfig.service.path'), path)
         assert.equal(dig(hook, 'clientConfig.caBundle'), undefined, 'selfSigned: caBundle is left to `certs inject`')
         // The mutating webhook's own condition: /mutate is called only for what it may change.
-        if (kind === 'MutatingWebhookConfiguration') assert.deepEqual((hook.matchConditions as Obj[]).map((c) => c.name), ['nim-admission-may-patch'])
-        else assert.equal(hook.matchConditions, undefined)
+        if (kind === 'MutatingWebhookConfiguration') assert.deepEqual((hook.matchConditions as Obj[]).map((c) => c.name), ['nim-admission-may-patch', 'nim-admission-not-deleting'])
+        else assert.deepEqual((hook.matchConditions as Obj[]).map((c) => c.name), ['nim-admission-not-deleting'])
         assert.deepEqual(hook.namespaceSelector, {
           matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NS, 'kube-system'] }]
         })
@@ -531,8 +531,8 @@ describe('helm chart charts/nim-admission', () => {
       assert.equal(hook.failurePolicy, 'Ignore')
       assert.equal(hook.timeoutSeconds, 3)
     }
-    assert.deepEqual(validating.matchConditions, matchConditions)
-    assert.deepEqual((mutating.matchConditions as Obj[]).slice(1), matchConditions, 'after the chart\'s own condition')
+    assert.deepEqual((validating.matchConditions as Obj[]).slice(1), matchConditions, 'after the chart\'s own condition')
+    assert.deepEqual((mutating.matchConditions as Obj[]).slice(2), matchConditions, 'after the chart\'s own conditions')
     assert.equal(mutating.reinvocationPolicy, 'Never')
     assert.equal(argValue(podSpec(one(manifests, 'Job', `${FULLNAME}-certs-inject`)).containers[0]?.args ?? [], '--failure-policy'), 'validating=Ignore,mutating=Ignore')
   })
