@@ -86,7 +86,8 @@ export function isValidLabelValue (value: string): string[] {
 const quote = (s: string): string => JSON.stringify(s)
 const isObject = (v: unknown): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v)
 
-function typeName (v: unknown): string {
+/** A JSON value's type as the apiserver names it in "must be of type" messages (Go decodes 3 as an integer). */
+export function typeName (v: unknown): string {
   if (v === null) return 'null'
   if (Array.isArray(v)) return 'array'
   if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number'

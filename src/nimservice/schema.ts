@@ -4,6 +4,7 @@
 import type { ErrorObject } from 'ajv'
 import type { Cause } from './types.js'
 import { checkSpec } from './spec-validator.js'
+import { typeName } from './metadata.js'
 
 /** `/scale/hpa/metrics/0` -> `spec.scale.hpa.metrics[0]` (map keys that are not identifiers in brackets). */
 export function pointerToField (pointer: string, root = 'spec'): string {
@@ -18,14 +19,8 @@ export function pointerToField (pointer: string, root = 'spec'): string {
 /** A value as a cause shows it: primitives as JSON, objects and arrays by their type only. */
 function show (value: unknown): string {
   if (value === null || value === undefined) return 'null'
-  if (typeof value === 'object') return JSON.stringify(describe(value))
+  if (typeof value === 'object') return JSON.stringify(typeName(value))
   return JSON.stringify(value)
-}
-
-function describe (value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'array'
-  return typeof value
 }
 
 function toCause (e: ErrorObject, spec: unknown): Cause {
@@ -37,7 +32,8 @@ function toCause (e: ErrorObject, spec: unknown): Cause {
     case 'additionalProperties':
       return { field: `${field}.${String(p.additionalProperty)}`, code: 'NIM003', message: `Invalid value: unknown field "${String(p.additionalProperty)}"` }
     case 'type':
-      return { field, code: 'NIM001', message: `Invalid value: "${describe(valueAt(spec, e.instancePath))}": ${field} in body must be of type ${String(p.type)}` }
+      // The apiserver's words (kube-openapi's InvalidType): the value's type, quoted, before and after.
+      return { field, code: 'NIM001', message: `Invalid value: "${typeName(valueAt(spec, e.instancePath))}": ${field} in body must be of type ${String(p.type)}: "${typeName(valueAt(spec, e.instancePath))}"` }
     case 'anyOf':
       return { field, code: 'NIM001', message: `Invalid value: ${show(valueAt(spec, e.instancePath))}: must be an integer or a quantity string such as "500m", "0.7" or "2Gi" (quote decimals)` }
     case 'pattern':

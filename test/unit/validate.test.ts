@@ -285,3 +285,17 @@ test('NIM004: a value nested deeper than the bound is denied at its path; one le
   assert.equal(create(proto).causes[0]?.code, 'NIM004')
   assert.match(create(proto).causes[0]?.field ?? '', /^metadata\.__proto__/)
 })
+
+// Recorded from kube-apiserver v1.36 (the test harness) for the upstream CRD: the value's type, quoted, on
+// both sides, and Go's name for a whole number ("integer", not JavaScript's "number").
+test('a value of the wrong type is described in the apiserver\'s words', () => {
+  for (const [spec, field, message] of [
+    [{ replicas: 'two' }, 'spec.replicas', 'Invalid value: "string": spec.replicas in body must be of type integer: "string"'],
+    [{ image: { repository: 3, tag: '1' } }, 'spec.image.repository', 'Invalid value: "integer": spec.image.repository in body must be of type string: "integer"'],
+    [{ labels: { a: 3 } }, 'spec.labels.a', 'Invalid value: "integer": spec.labels.a in body must be of type string: "integer"']
+  ] as const) {
+    const object = nim({ ...spec } as Json)
+    const cause = create(object).causes.find((c) => c.field === field)
+    assert.equal(cause?.message, message, JSON.stringify(spec))
+  }
+})
