@@ -50,6 +50,8 @@ interface Job {
   header?: ReviewHeader
   slot?: Slot
   settled: boolean
+  /** Already given to a second worker after its first one crashed. */
+  retried?: boolean
 }
 
 interface Slot { worker: Worker, job?: Job, idleTimer?: NodeJS.Timeout, dead: boolean, ready: Promise<void>, setReady: () => void }
@@ -196,7 +198,16 @@ export class ReviewPool {
     this.stats.stopped++
     const job = slot.job
     this.opts.log.warn({ err: error, why }, 'review worker stopped')
-    if (job !== undefined) this.settle(job, { kind: 'stopped', why, error, ...(job.header !== undefined ? { header: job.header } : {}) })
+    if (job === undefined) return
+    if (why === 'crash' && job.retried !== true && !job.settled && !this.closed) {
+      // A worker lost to something other than this review's cost (it failed to start, or died): the review
+      // is not to blame, so it gets one fresh worker, within its own budget, before it becomes an error.
+      job.retried = true
+      job.slot = undefined
+      this.queue.unshift(job)
+      return
+    }
+    this.settle(job, { kind: 'stopped', why, error, ...(job.header !== undefined ? { header: job.header } : {}) })
   }
 
   /** Terminates a worker; the queue moves on once it has exited. */

@@ -170,6 +170,23 @@ test('a review that exhausts its worker\'s heap is answered by the memory budget
   }
 })
 
+test('a worker lost before it answered (it failed to start) gives the review one fresh worker, not an error', async () => {
+  let first = true
+  const failingStart = (limits: ResourceLimits): Worker => {
+    if (!first) return standIn(limits)
+    first = false
+    return new Worker('process.exit(1)', { eval: true, resourceLimits: limits })
+  }
+  const { app, metrics } = makeApp({ createWorker: failingStart, reviewBudgetMs: 30_000 })
+  try {
+    const r = (await post(app, '/validate', withUid('plain-after-crash'))).json().response
+    assert.equal(r.allowed, true)
+    assert.doesNotMatch(await metrics.registry.metrics(), /nim_admission_internal_errors_total\{endpoint="validate"\} [1-9]/)
+  } finally {
+    await app.close()
+  }
+})
+
 test('a large body goes to the real worker and gets byte for byte the event loop\'s answer', async () => {
   // Under tsx a worker compiles the domain before it answers: seconds, so the budget is generous here.
   const pool = new ReviewPool({ workers: 1, budgetMs: 300_000, log: pino({ level: 'silent' }) })
