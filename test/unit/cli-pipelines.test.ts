@@ -1,11 +1,9 @@
 // The offline gate in pipelines and repositories (issue 20): empty helm output, repositories with
 // other YAML, --exclude, unreadable folders, symbolic links, duplicates, JSON streams, streaming
 // output, output that input cannot forge, report formats for CI, and the exit statuses.
-import { test, describe, before, after } from 'node:test'
+import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readdirSync, symlinkSync } from 'node:fs'
 import { parseAllDocuments } from 'yaml'
 import { FIX, ROOT, runCli } from '../fixtures/cli/harness.js'
 import { excluder, listFiles, type Readdir } from '../../src/cli/walk.js'
@@ -14,22 +12,15 @@ import { escapeText } from '../../src/cli/escape.js'
 import { registerValidateCommand } from '../../src/cli/validate.js'
 import type { CliIo } from '../../src/cli/input.js'
 import { Command } from 'commander'
+import { scratchDir } from '../helpers/scratch.js'
 
 process.chdir(ROOT)
 
 type Json = Record<string, unknown>
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '')
 
-let tmp: string
-before(() => { tmp = mkdtempSync(join(tmpdir(), 'nim-pipes-')) })
-after(() => { rmSync(tmp, { recursive: true, force: true }) })
-
-function write (name: string, content: string | Buffer): string {
-  const path = join(tmp, name)
-  mkdirSync(join(path, '..'), { recursive: true })
-  writeFileSync(path, content)
-  return path
-}
+const scratch = scratchDir('nim-pipes-')
+const write = scratch.write
 
 const nim = (name: string, spec = '', namespace = 'nim'): string =>
   `apiVersion: apps.nvidia.com/v1alpha1\nkind: NIMService\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\n` +
@@ -42,7 +33,7 @@ describe('empty input is no error (kubectl skips it)', () => {
     write('empties/zero.yaml', '')
     write('empties/comments.yaml', '# nothing\n---\n')
     write('empties/nim.yaml', nim('x'))
-    const r = await runCli(['validate', join(tmp, 'empties')])
+    const r = await runCli(['validate', scratch.path('empties')])
     assert.equal(r.code, 0)
     assert.equal(r.stdout, '1 documents, 1 NIMServices, 0 denied, 0 warnings\n')
   })
@@ -65,9 +56,9 @@ describe('repositories', () => {
     write('repo/chart/templates/nim.yaml', 'apiVersion: apps.nvidia.com/v1alpha1\nkind: NIMService\nmetadata:\n  name: {{ .Values.name }}\n')
     write('repo/overlays/prod/patches/scale.yaml', 'apiVersion: apps.nvidia.com/v1alpha1\nkind: NIMService\nmetadata: {name: llm}\nspec: {scale: {enabled: true}}\n')
     write('repo/deploy/nim.yaml', nim('llm', DENIED))
-    const r = await runCli(['validate', '--exclude', 'templates', '--exclude', '**/patches/*.yaml', join(tmp, 'repo')])
+    const r = await runCli(['validate', '--exclude', 'templates', '--exclude', '**/patches/*.yaml', scratch.path('repo')])
     assert.equal(r.stderr, '')
-    assert.deepEqual(lines(r.stdout).map((l) => l.replace(tmp, '')), [
+    assert.deepEqual(lines(r.stdout).map((l) => l.replace(scratch.path(), '')), [
       '/repo/deploy/nim.yaml:10:3: error NIM010 spec.replicas: spec.replicas cannot be set when spec.scale.enabled is true (fix: remove spec.replicas: the HPA owns the replica count)',
       '/repo/deploy/nim.yaml:11:26: warning NIM109 spec.scale.hpa.metrics: no metrics: Kubernetes defaults to CPU utilization 80%, which does not follow GPU load (fix: add an Object metric on gpu_cache_usage_perc, the metric the NIM guide recommends)',
       '1 documents, 1 NIMServices, 1 denied, 1 warnings, 2 skipped (not Kubernetes objects)'
@@ -87,24 +78,24 @@ describe('repositories', () => {
   test('an unreadable sub-folder is reported under its own path; the rest of the tree is still listed', async () => {
     write('repo2/locked/x.yaml', nim('locked'))
     write('repo2/open/y.yaml', nim('open', DENIED))
-    const locked = join(tmp, 'repo2/locked')
+    const locked = scratch.path('repo2/locked')
     // As root every folder is readable: a reader that fails where chmod 000 would make it fail.
     const readdir: Readdir = async (dir) => {
       if (dir === locked) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' })
       return readdirSync(dir, { withFileTypes: true })
     }
-    assert.deepEqual(await listFiles([join(tmp, 'repo2')], [], [], readdir), [
+    assert.deepEqual(await listFiles([scratch.path('repo2')], [], [], readdir), [
       { file: locked, message: 'cannot read: permission denied' },
-      { file: join(tmp, 'repo2/open/y.yaml') }
+      { file: scratch.path('repo2/open/y.yaml') }
     ])
   })
 
   test('a symbolic link to a folder outside the tree is not followed; one inside is', async () => {
     write('outside/secret.yaml', nim('outside', DENIED))
     write('linked/real/a.yaml', nim('inside'))
-    symlinkSync(join(tmp, 'outside'), join(tmp, 'linked/escape'))
-    symlinkSync(join(tmp, 'linked/real'), join(tmp, 'linked/alias'))
-    const r = await runCli(['validate', '-o', 'json', join(tmp, 'linked')])
+    symlinkSync(scratch.path('outside'), scratch.path('linked/escape'))
+    symlinkSync(scratch.path('linked/real'), scratch.path('linked/alias'))
+    const r = await runCli(['validate', '-o', 'json', scratch.path('linked')])
     assert.equal(r.code, 0)
     const results = (JSON.parse(r.stdout) as { results: Array<{ name: string }> }).results
     assert.deepEqual(results.map((x) => x.name), ['inside'], 'the alias reaches the same folder, read once; the escape is not followed')
@@ -113,12 +104,12 @@ describe('repositories', () => {
   test('duplicates: the same NIMService twice warns (NIM121), a file named twice is read once', async () => {
     const a = write('dups/a.yaml', nim('same'))
     write('dups/b.yaml', `${nim('other')}---\n${nim('same')}`)
-    const r = await runCli(['validate', a, join(tmp, 'dups')])
-    assert.equal(r.stderr, `nim-admission: ${join(tmp, 'dups/a.yaml')}: named more than once, read once\n`)
+    const r = await runCli(['validate', a, scratch.path('dups')])
+    assert.equal(r.stderr, `nim-admission: ${scratch.path('dups/a.yaml')}: named more than once, read once\n`)
     assert.match(r.stdout, new RegExp(`b\\.yaml:14:3: warning NIM121 metadata\\.name: NIMService nim/same is also at ${a.replace(/[.]/g, '\\.')}:1:1: applied together, the last one wins`))
     assert.match(r.stdout, /^3 documents, 3 NIMServices, 0 denied, 1 warnings$/m)
     assert.equal(r.code, 0)
-    assert.equal((await runCli(['validate', '--strict', a, join(tmp, 'dups')])).code, 1)
+    assert.equal((await runCli(['validate', '--strict', a, scratch.path('dups')])).code, 1)
   })
 })
 
@@ -208,7 +199,7 @@ describe('output that input cannot forge', () => {
   })
 
   test('a file named like a workflow command does not start a line with ::', async () => {
-    const dir = join(tmp, 'wf')
+    const dir = scratch.path('wf')
     write('wf/::error title=pwned::owned.yaml', nim('wf', DENIED))
     const r = await runCli(['validate', dir], {})
     for (const line of lines(r.stdout)) assert.ok(!line.startsWith('::'), line)

@@ -1,10 +1,9 @@
 // The offline gate's verdicts where they used to differ from the cluster's (issue 20): the CRD's
 // defaults applied first, byte-order marks inside a stream, metadata, labels and annotations that end
 // up on created objects, near-miss kinds and versions, YAML 1.1 `0o` integers.
-import { test, describe, before, after } from 'node:test'
+import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { withCrdDefaults, crdVersionSchema, servedVersions, type StructuralSchema } from '../../src/nimservice/crd-defaults.js'
@@ -12,6 +11,7 @@ import { objectMetaCauses, renderedMetadataCauses, isQualifiedName } from '../..
 import { validateNIMService } from '../../src/nimservice/index.js'
 import { SERVED_VERSIONS, nimServiceSchema } from '../../src/cli/crd.js'
 import { FIX, ROOT, runCli } from '../fixtures/cli/harness.js'
+import { scratchDir } from '../helpers/scratch.js'
 
 process.chdir(ROOT)
 
@@ -22,16 +22,8 @@ const resultsOf = (stdout: string): JsonResult[] => (JSON.parse(stdout) as { res
 
 const CRD = parse(readFileSync(join(ROOT, 'schemas/upstream/apps.nvidia.com_nimservices.yaml'), 'utf8')) as unknown
 
-let tmp: string
-before(() => { tmp = mkdtempSync(join(tmpdir(), 'nim-verdicts-')) })
-after(() => { rmSync(tmp, { recursive: true, force: true }) })
-
-function write (name: string, content: string | Buffer): string {
-  const path = join(tmp, name)
-  mkdirSync(join(path, '..'), { recursive: true })
-  writeFileSync(path, content)
-  return path
-}
+const scratch = scratchDir('nim-verdicts-')
+const write = scratch.write
 
 const nim = (extra: { metadata?: string, spec?: string, kind?: string, apiVersion?: string } = {}): string =>
   `apiVersion: ${extra.apiVersion ?? 'apps.nvidia.com/v1alpha1'}\nkind: ${extra.kind ?? 'NIMService'}\n` +

@@ -1,10 +1,8 @@
 // The offline commands through their register functions (in process, captured output): inputs,
 // positions, reports, exit codes, render and review.
-import { test, describe, before, after } from 'node:test'
+import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { parseAllDocuments } from 'yaml'
 import { mutateNIMService } from '../../src/nimservice/index.js'
 import { parseFieldPath, loadManifests } from '../../src/cli/input.js'
@@ -12,6 +10,7 @@ import { xml } from '../../src/cli/report.js'
 import { withCrdDefaults } from '../../src/nimservice/crd-defaults.js'
 import { nimServiceSchema } from '../../src/cli/crd.js'
 import { FIX, ROOT, runCli } from '../fixtures/cli/harness.js'
+import { scratchDir } from '../helpers/scratch.js'
 
 process.chdir(ROOT)
 
@@ -23,16 +22,8 @@ interface JsonReport { summary: Json, results: JsonResult[], errors: Array<{ fil
 const jsonReport = (stdout: string): JsonReport => JSON.parse(stdout) as JsonReport
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '')
 
-let tmp: string
-before(() => { tmp = mkdtempSync(join(tmpdir(), 'nim-cli-')) })
-after(() => { rmSync(tmp, { recursive: true, force: true }) })
-
-function write (name: string, content: string | Buffer): string {
-  const path = join(tmp, name)
-  mkdirSync(join(path, '..'), { recursive: true })
-  writeFileSync(path, content)
-  return path
-}
+const scratch = scratchDir('nim-cli-')
+const write = scratch.write
 
 describe('field paths', () => {
   const cases: Array<[string, Array<string | number>]> = [
@@ -149,7 +140,7 @@ describe('validate: unreadable input', () => {
     const empty = write('bad/empty.yaml', '')
     const blank = write('bad/blank.yaml', '\n  \n')
     const dup = write('bad/dup.yaml', 'kind: X\nkind: Y\n')
-    const missing = join(tmp, 'bad/nope.yaml')
+    const missing = scratch.path('bad/nope.yaml')
     const r = await runCli(['validate', syntax, scalar, seq, garbage, latin1, empty, blank, dup, missing, `${FIX}/positions.yaml`])
     assert.equal(r.code, 2)
     assert.deepEqual(lines(r.stderr), [
@@ -182,10 +173,10 @@ describe('validate: unreadable input', () => {
   })
 
   test('a folder without manifests is an error; empty stdin is not', async () => {
-    mkdirSync(join(tmp, 'nothing-here'), { recursive: true })
+    mkdirSync(scratch.path('nothing-here'), { recursive: true })
     write('nothing-here/notes.md', '# no manifests\n')
-    const r = await runCli(['validate', join(tmp, 'nothing-here'), '-'], { stdin: '' })
-    assert.deepEqual(lines(r.stderr), [`nim-admission: ${join(tmp, 'nothing-here')}: no .yaml, .yml or .json file in this folder`])
+    const r = await runCli(['validate', scratch.path('nothing-here'), '-'], { stdin: '' })
+    assert.deepEqual(lines(r.stderr), [`nim-admission: ${scratch.path('nothing-here')}: no .yaml, .yml or .json file in this folder`])
     assert.equal(r.code, 2)
   })
 
@@ -314,9 +305,9 @@ describe('render', () => {
   })
 
   test('unreadable input exits 2 and the rest is still rendered', async () => {
-    const r = await runCli(['render', join(tmp, 'render/missing.yaml'), `${FIX}/tree/a.yaml`])
+    const r = await runCli(['render', scratch.path('render/missing.yaml'), `${FIX}/tree/a.yaml`])
     assert.equal(r.code, 2)
-    assert.equal(r.stderr, `nim-admission: ${join(tmp, 'render/missing.yaml')}: cannot read: no such file or directory\n`)
+    assert.equal(r.stderr, `nim-admission: ${scratch.path('render/missing.yaml')}: cannot read: no such file or directory\n`)
     assert.match(r.stdout, /kind: HorizontalPodAutoscaler/)
   })
 })
@@ -363,11 +354,11 @@ describe('review', () => {
     const r = await runCli(['review', write('review/bad.json', '{"kind":"Pod"}')])
     assert.equal(r.code, 2)
     assert.equal(r.stdout, '{"error":"Bad Request","reason":"not_a_review","message":"kind must be \\"AdmissionReview\\", got \\"Pod\\""}\n')
-    assert.equal(r.stderr, `nim-admission: ${join(tmp, 'review/bad.json')}: the server would answer HTTP 400 (not_a_review): kind must be "AdmissionReview", got "Pod"\n`)
+    assert.equal(r.stderr, `nim-admission: ${scratch.path('review/bad.json')}: the server would answer HTTP 400 (not_a_review): kind must be "AdmissionReview", got "Pod"\n`)
   })
 
   test('a missing file: one line, exit 2', async () => {
-    const r = await runCli(['review', join(tmp, 'review/none.json')])
-    assert.deepEqual([r.code, r.stdout, r.stderr], [2, '', `nim-admission: ${join(tmp, 'review/none.json')}: cannot read: no such file or directory\n`])
+    const r = await runCli(['review', scratch.path('review/none.json')])
+    assert.deepEqual([r.code, r.stdout, r.stderr], [2, '', `nim-admission: ${scratch.path('review/none.json')}: cannot read: no such file or directory\n`])
   })
 })
