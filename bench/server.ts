@@ -40,6 +40,8 @@ const seconds = (s: string): number => {
   return m[2] === 'ms' ? n / 1000 : m[2] === 'm' ? n * 60 : n
 }
 const DURATION = seconds(value('duration', '10'))
+/** Throughput ratios to bare fastify that must not fall (see the README's performance table). */
+const GUARD = { validate: 0.45, mutate: 0.32 }
 const WARMUP = Math.min(3, DURATION)
 const CONNECTIONS = Number(value('connections', '10'))
 const ROUNDS = Number(value('rounds', '3'))
@@ -305,8 +307,10 @@ async function main (): Promise<void> {
       '',
       '| target | measured | goal | met |',
       '| --- | --- | --- | --- |',
-      `| /validate throughput vs bare | ${ratioV.toFixed(2)} | ≥ 0.85 | ${ok(ratioV >= 0.85)} |`,
-      `| /mutate throughput vs bare | ${ratioM.toFixed(2)} | ≥ 0.75 | ${ok(ratioM >= 0.75)} |`,
+      // No longer targets (issue 17): guards. The floors are the last measured ratios (0.53, 0.38) less this
+      // shared machine's run-to-run noise (about 15%); below one, the bench exits non-zero.
+      `| /validate throughput vs bare (guard) | ${ratioV.toFixed(2)} | ≥ ${GUARD.validate} | ${ok(ratioV >= GUARD.validate)} |`,
+      `| /mutate throughput vs bare (guard) | ${ratioM.toFixed(2)} | ≥ ${GUARD.mutate} | ${ok(ratioM >= GUARD.mutate)} |`,
       ...fixed.map((r) => `| p99 ${r.label.replace('nim-admission ', '')} | ${fmt(r.p99)} ms (${r.rps.toFixed(0)} req/s achieved) | < 3 ms | ${ok(r.p99 < 3)} |`),
       `| peak RSS of the server | ${mb(peak)} MB | < 120 MB | ${ok(peak > 0 && peak < 120 * 1048576)} |`,
       `| cold start to /readyz 200 (median of 5; max) | ${coldMedian.toFixed(0)} ms; ${(colds[colds.length - 1] ?? NaN).toFixed(0)} ms | < 500 ms | ${ok(coldMedian < 500)} |`,
@@ -314,6 +318,10 @@ async function main (): Promise<void> {
       `| failed requests (errors, timeouts, non-2xx) | ${failed} | 0 | ${ok(failed === 0)} |`
     ]
     console.log(lines.join('\n'))
+    if (ratioV < GUARD.validate || ratioM < GUARD.mutate) {
+      console.log(`guard: throughput against bare fastify fell below ${GUARD.validate} (/validate) or ${GUARD.mutate} (/mutate)`)
+      process.exitCode = 1
+    }
     if (CPU_PROF) console.log(['', 'CPU profile of the server (whole run, start-up included), self time as a share of busy samples:', ...profile].join('\n'))
   } finally {
     for (const s of servers) await stop(s)
