@@ -2,13 +2,13 @@
 // process: kubectl apply, --dry-run=server, warnings, the apiserver's own HPA verdicts, failurePolicy.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
-import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
-import { apiRequest, kubectl, kubectlOk, startWebhook, waitFor, type WebhookProcess } from '../helpers/kube.js'
+import { startApiserver, type Apiserver, requireApiserverBinary } from '../helpers/apiserver.js'
+import { apiRequest, kubectl, kubectlOk, startWebhook, waitFor, type WebhookProcess, webhookConfigurations } from '../helpers/kube.js'
 import { crdWithoutCel, upstreamCrd, waitForCrdsEstablished } from '../helpers/crd.js'
 import { SEED_EXAMPLES } from '../fixtures/seed-examples.js'
 import { HPA_CASES } from '../fixtures/hpa-cases.js'
@@ -19,10 +19,7 @@ type Json = Record<string, unknown>
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const NS = 'nim-service'
 
-if (!existsSync(apiserverBinary())) {
-  // Never skip silently: the test script builds the harness first; say how if it is missing.
-  throw new Error(`the test kube-apiserver is not built (${apiserverBinary()}): run \`bash scripts/build-apiserver.sh\` (needs Go), or \`npm test\`, which builds it`)
-}
+requireApiserverBinary()
 
 let apiserver: Apiserver
 let webhook: WebhookProcess
@@ -34,18 +31,7 @@ const yaml = (o: unknown): string => stringify(o)
 const withNs = (o: Json, ns = NS): Json => ({ ...o, metadata: { ...(o.metadata as Json), namespace: ns } })
 
 function webhookConfigs (port: number, failurePolicy: 'Fail' | 'Ignore'): Json[] {
-  const common = (path: string) => ({
-    clientConfig: { url: `https://127.0.0.1:${port}${path}`, caBundle },
-    rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
-    sideEffects: 'None',
-    admissionReviewVersions: ['v1'],
-    failurePolicy,
-    timeoutSeconds: 5
-  })
-  return [
-    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'nim-admission' }, webhooks: [{ name: 'mutate.nim-admission.io', reinvocationPolicy: 'IfNeeded', ...common('/mutate') }] },
-    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'nim-admission' }, webhooks: [{ name: 'validate.nim-admission.io', ...common('/validate') }] }
-  ]
+  return webhookConfigurations({ port, caBundle, failurePolicy, timeoutSeconds: 5 })
 }
 
 function register (failurePolicy: 'Fail' | 'Ignore'): void {

@@ -16,12 +16,12 @@
 // ServiceAccount may and may not do.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parse as parseYaml, stringify } from 'yaml'
-import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
+import { startApiserver, type Apiserver, requireApiserverBinary } from '../helpers/apiserver.js'
 import { helmBinary, helmTemplate, repoRoot, type HelmTemplateOptions, type Manifest } from '../helpers/helm.js'
 import { upstreamCrd, waitForCrdsEstablished } from '../helpers/crd.js'
 import { kubectl, kubectlOk } from '../helpers/kube.js'
@@ -29,9 +29,7 @@ import { kubectl, kubectlOk } from '../helpers/kube.js'
 const NS = 'nim-system'
 const APPLIER_NAMESPACES = ['team-a', 'team-b']
 
-if (!existsSync(apiserverBinary())) {
-  throw new Error(`the test kube-apiserver is not built (${apiserverBinary()}): run \`bash scripts/build-apiserver.sh\` (needs Go), or \`npm test\`, which builds it`)
-}
+requireApiserverBinary()
 
 /** A CRD that accepts any spec: enough to dry-run the chart's objects of that kind. */
 function stubCrd(group: string, kind: string, plural: string): object {

@@ -4,13 +4,13 @@
 // and the two must give the same verdict.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
-import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
-import { kubectl, kubectlOk, startWebhook, waitFor, type WebhookProcess } from '../helpers/kube.js'
+import { startApiserver, type Apiserver, requireApiserverBinary } from '../helpers/apiserver.js'
+import { kubectl, kubectlOk, startWebhook, waitFor, type WebhookProcess, webhookConfigurations } from '../helpers/kube.js'
 import { upstreamCrd, waitForCrdsEstablished } from '../helpers/crd.js'
 import { runCli } from '../fixtures/cli/harness.js'
 
@@ -19,9 +19,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SAMPLES = join(ROOT, 'test/fixtures/cli/samples')
 const NS = 'nim-service'
 
-if (!existsSync(apiserverBinary())) {
-  throw new Error(`the test kube-apiserver is not built (${apiserverBinary()}): run \`bash scripts/build-apiserver.sh\` (needs Go), or \`npm test\`, which builds it`)
-}
+requireApiserverBinary()
 
 let apiserver: Apiserver
 let webhook: WebhookProcess
@@ -29,18 +27,7 @@ let kubeconfig: string
 let tmp: string
 
 function webhookConfigs (port: number, caBundle: string): Json[] {
-  const common = (path: string): Json => ({
-    clientConfig: { url: `https://127.0.0.1:${port}${path}`, caBundle },
-    rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
-    sideEffects: 'None',
-    admissionReviewVersions: ['v1'],
-    failurePolicy: 'Fail',
-    timeoutSeconds: 10
-  })
-  return [
-    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'nim-admission' }, webhooks: [{ name: 'mutate.nim-admission.io', reinvocationPolicy: 'IfNeeded', ...common('/mutate') }] },
-    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'nim-admission' }, webhooks: [{ name: 'validate.nim-admission.io', ...common('/validate') }] }
-  ]
+  return webhookConfigurations({ port, caBundle })
 }
 
 before(async () => {

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { isDeepStrictEqual } from 'node:util'
 import { parse } from 'yaml'
 import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
-import { apiRequest, freePort, kubectl, kubectlOk, startWebhook, type WebhookProcess } from '../helpers/kube.js'
+import { apiRequest, freePort, kubectl, kubectlOk, startWebhook, type WebhookProcess, webhookConfigurations } from '../helpers/kube.js'
 import { waitForCrdsEstablished } from '../helpers/crd.js'
 import { operatorBinary, startOperator, type OperatorProcess } from '../helpers/operator.js'
 import { HPA_ANNOTATION, HPA_SHA_ANNOTATION } from '../../src/nimservice/index.js'
@@ -277,19 +277,7 @@ async function startApplierProcess (name: string, extra: string[]): Promise<Back
 }
 
 function webhookConfigs (port: number, caBundle: string): Json[] {
-  const common = (path: string): Json => ({
-    clientConfig: { url: `https://127.0.0.1:${port}${path}`, caBundle },
-    rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
-    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': GUARDED } },
-    sideEffects: 'None',
-    admissionReviewVersions: ['v1'],
-    failurePolicy: 'Fail',
-    timeoutSeconds: 10
-  })
-  return [
-    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: WEBHOOK_CONFIG }, webhooks: [{ name: 'mutate.nim-admission.io', reinvocationPolicy: 'IfNeeded', ...common('/mutate') }] },
-    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: WEBHOOK_CONFIG }, webhooks: [{ name: 'validate.nim-admission.io', ...common('/validate') }] }
-  ]
+  return webhookConfigurations({ port, caBundle, name: WEBHOOK_CONFIG, namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': GUARDED } } })
 }
 
 /** Warning Events the operator records when a reconcile fails (its defer in reconcileNIMService, and Sync). */

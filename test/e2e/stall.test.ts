@@ -14,8 +14,8 @@ import { connect as tlsConnect } from 'node:tls'
 import { Agent, request } from 'node:https'
 import { request as httpRequest } from 'node:http'
 import { stringify } from 'yaml'
-import { apiserverBinary, startApiserver, type Apiserver } from '../helpers/apiserver.js'
-import { apiRequest, freePort, kubectlOk, waitFor } from '../helpers/kube.js'
+import { startApiserver, type Apiserver, requireApiserverBinary } from '../helpers/apiserver.js'
+import { apiRequest, freePort, kubectlOk, waitFor, webhookConfigurations } from '../helpers/kube.js'
 import { crdWithoutCel, waitForCrdsEstablished } from '../helpers/crd.js'
 import { autoscaled, nim, review } from '../helpers/nimservice.js'
 
@@ -26,9 +26,7 @@ const NS = 'stall'
 const ATTACK_MS = 20_000
 const BODY_LIMIT = 7 * 1024 * 1024
 
-if (!existsSync(apiserverBinary())) {
-  throw new Error(`the test kube-apiserver is not built (${apiserverBinary()}): run \`bash scripts/build-apiserver.sh\` (needs Go), or \`npm test\`, which builds it`)
-}
+requireApiserverBinary()
 if (!existsSync(MAIN)) throw new Error(`${MAIN} is not built: run \`npm run build\``)
 
 let apiserver: Apiserver
@@ -76,18 +74,7 @@ before(async () => {
   kubectlOk(kubeconfig, ['create', 'namespace', NS])
   kubectlOk(kubeconfig, ['apply', '--server-side', '-f', '-'], stringify(crdWithoutCel()))
   await waitForCrdsEstablished(kubeconfig, ['nimservices.apps.nvidia.com'])
-  const hook = (path: string): Json => ({
-    clientConfig: { url: `https://127.0.0.1:${serve.port}${path}`, caBundle },
-    rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
-    sideEffects: 'None',
-    admissionReviewVersions: ['v1'],
-    failurePolicy: 'Fail',
-    timeoutSeconds: 5
-  })
-  kubectlOk(kubeconfig, ['apply', '--server-side', '-f', '-'], [
-    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'nim-stall' }, webhooks: [{ name: 'mutate.nim-admission.io', reinvocationPolicy: 'IfNeeded', ...hook('/mutate') }] },
-    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'nim-stall' }, webhooks: [{ name: 'validate.nim-admission.io', ...hook('/validate') }] }
-  ].map((o) => stringify(o)).join('---\n'))
+  kubectlOk(kubeconfig, ['apply', '--server-side', '-f', '-'], webhookConfigurations({ port: serve.port, caBundle, name: 'nim-stall', timeoutSeconds: 5 }).map((o) => stringify(o)).join('---\n'))
   const bad = { ...autoscaled(undefined, { replicas: 2 }), metadata: { name: 'probe', namespace: NS } }
   await waitFor('the webhook to be called', async () => {
     const r = await kubectlAsync(['apply', '--dry-run=server', '-f', '-'], stringify(bad))

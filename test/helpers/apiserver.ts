@@ -1,6 +1,7 @@
 // Starts the real kube-apiserver + embedded etcd test harness (test/apiserver, built by
 // scripts/build-apiserver.sh) and waits for its READY line.
 import { spawn, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { PACKAGE_ROOT } from '../../src/paths.js'
 
@@ -117,4 +118,11 @@ export async function startApiserver (opts: ApiserverOptions = {}): Promise<Apis
   }
 
   return { ...ready, stop }
+}
+
+/** Throws, saying how to build it, when the harness binary is missing: e2e suites never skip silently. */
+export function requireApiserverBinary (): void {
+  if (!existsSync(apiserverBinary())) {
+    throw new Error(`the test kube-apiserver is not built (${apiserverBinary()}): run \`bash scripts/build-apiserver.sh\` (needs Go), or \`npm test\`, which builds it`)
+  }
 }

@@ -104,3 +104,33 @@ async function startWebhookOnce (root: string, certDir: string, p: number): Prom
     }
   }
 }
+
+export interface WebhookConfigOptions {
+  /** Port of `serve` on 127.0.0.1 (never a Service reference: it would dial a ClusterIP). */
+  port: number
+  /** Base64 PEM the apiserver trusts for that server. */
+  caBundle: string
+  /** Name of both configurations; default nim-admission. */
+  name?: string
+  failurePolicy?: 'Fail' | 'Ignore'
+  timeoutSeconds?: number
+  namespaceSelector?: Record<string, unknown>
+}
+
+/** The mutating and validating configurations that send NIMService CREATE and UPDATE to `serve`. */
+export function webhookConfigurations (o: WebhookConfigOptions): Array<Record<string, unknown>> {
+  const name = o.name ?? 'nim-admission'
+  const entry = (path: string): Record<string, unknown> => ({
+    clientConfig: { url: `https://127.0.0.1:${o.port}${path}`, caBundle: o.caBundle },
+    rules: [{ apiGroups: ['apps.nvidia.com'], apiVersions: ['v1alpha1'], resources: ['nimservices'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
+    ...(o.namespaceSelector !== undefined ? { namespaceSelector: o.namespaceSelector } : {}),
+    sideEffects: 'None',
+    admissionReviewVersions: ['v1'],
+    failurePolicy: o.failurePolicy ?? 'Fail',
+    timeoutSeconds: o.timeoutSeconds ?? 10
+  })
+  return [
+    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name }, webhooks: [{ name: 'mutate.nim-admission.io', reinvocationPolicy: 'IfNeeded', ...entry('/mutate') }] },
+    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name }, webhooks: [{ name: 'validate.nim-admission.io', ...entry('/validate') }] }
+  ]
+}
