@@ -313,23 +313,11 @@ export class ApplierController {
   }
 
   private lookupNim (key: string): NimView | undefined {
-    const namespace = key.slice(0, key.indexOf('/'))
-    for (const s of this.nims) {
-      if (s.namespace !== undefined && s.namespace !== namespace) continue
-      const found = s.r.cache.get(key)
-      if (found !== undefined) return found
-    }
-    return undefined
+    return lookup(this.nims, key)
   }
 
   private lookupHpa (key: string): HpaView | undefined {
-    const namespace = key.slice(0, key.indexOf('/'))
-    for (const s of this.hpas) {
-      if (s.namespace !== undefined && s.namespace !== namespace) continue
-      const found = s.r.cache.get(key)
-      if (found !== undefined) return found
-    }
-    return undefined
+    return lookup(this.hpas, key)
   }
 
   private hpaSynced (namespace: string): boolean {
@@ -464,4 +452,15 @@ export class ApplierController {
     this.leading = false
     this.opts.metrics.leader.set(0)
   }
+}
+
+/** The object under `namespace/name` in whichever cache watches its namespace (or all of them). */
+function lookup<T> (sources: Array<{ namespace: string | undefined, r: Reflector<T> }>, key: string): T | undefined {
+  const namespace = key.slice(0, key.indexOf('/'))
+  for (const s of sources) {
+    if (s.namespace !== undefined && s.namespace !== namespace) continue
+    const found = s.r.cache.get(key)
+    if (found !== undefined) return found
+  }
+  return undefined
 }

@@ -244,14 +244,7 @@ export async function * documentsOf (chunks: AsyncIterable<Buffer | string>): As
     }
     splitter.push(text, out)
     track(text)
-    for (const piece of out) {
-      const bad = controlCharacter(piece)
-      if (bad !== undefined) {
-        yield bad
-        return
-      }
-      yield piece
-    }
+    if (!(yield * checked(out))) return
     out.length = 0
   }
   try {
@@ -264,14 +257,20 @@ export async function * documentsOf (chunks: AsyncIterable<Buffer | string>): As
   splitter ??= new YamlSplitter()
   if (head !== '') splitter.push(head, out)
   splitter.end(out)
-  for (const piece of out) {
+  yield * checked(out)
+}
+
+/** Yields the pieces up to the first one with a control character, which is yielded as NotText; false then. */
+function * checked (pieces: Piece[]): Generator<Piece | NotText, boolean> {
+  for (const piece of pieces) {
     const bad = controlCharacter(piece)
     if (bad !== undefined) {
       yield bad
-      return
+      return false
     }
     yield piece
   }
+  return true
 }
 
 export const isNotText = (p: Piece | NotText): p is NotText => (p as NotText).message !== undefined
