@@ -1,5 +1,5 @@
 // `nim-admission review`: an AdmissionReview in, the webhook's exact answer out, for "why was this denied".
-// The body goes through the same steps as in the server (webhook-app.ts): JSON parse as fastify does,
+// The body goes through the same steps as in the server (webhook-app.ts): its JSON body parser (body.ts),
 // decodeReview, the endpoint's handler, encodeReview, JSON.stringify.
 import { readFile } from 'node:fs/promises'
 import { internalErrorResponse, refusalBody } from '../admission/refusal.js'
@@ -7,6 +7,7 @@ import type { Command } from 'commander'
 import { BadReview, decodeReview, encodeReview } from '../admission/review.js'
 import { HANDLERS, type Endpoint, type Outcome } from '../admission/handlers.js'
 import { defaultOptions } from '../server/options.js'
+import { BodyError, parseJsonBytes, reasonOf, tooLarge } from '../server/body.js'
 import { processIo, STDIN, STDIN_NAME, usageErrorsExit2, type CliIo } from './input.js'
 import { fixFor } from './report.js'
 
@@ -25,19 +26,15 @@ function refused (statusCode: number, reason: string, message: string): ReviewAn
   return { statusCode, body: JSON.stringify(refusalBody(statusCode, reason, message)), error: { reason, message } }
 }
 
-/** Parses the body as the server's content-type parser does; a string answer is the 4xx refusal. */
+/** Parses the body with the server's own parser (src/server/body.ts); a refusal is its 4xx answer. */
 function parseBody (bytes: Buffer, bodyLimitBytes: number): unknown {
-  if (bytes.length > bodyLimitBytes) return refused(413, 'body_too_large', 'Request body is too large')
-  let text = bytes.toString('utf8')
-  if (text.length === 0) return refused(400, 'empty_json_body', "Body cannot be empty when content-type is set to 'application/json'")
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
-  // `__proto__` and `constructor` are ordinary keys, as in the server's parser (src/server/body.ts).
   try {
-    return { body: JSON.parse(text) as unknown }
-  } catch {
-    // answered below, as fastify answers any unparsable body
+    if (bytes.length > bodyLimitBytes) throw tooLarge()
+    return { body: parseJsonBytes(bytes) }
+  } catch (err) {
+    if (!(err instanceof BodyError)) throw err
+    return refused(err.statusCode, reasonOf(err.code), err.message)
   }
-  return refused(400, 'invalid_json_body', "Body is not valid JSON but content-type is set to 'application/json'")
 }
 
 /** What POST /validate or /mutate would answer to this body. */

@@ -10,6 +10,9 @@ export class BodyError extends Error {
   constructor (message: string, readonly code: string, readonly statusCode: number) { super(message) }
 }
 
+/** The `reason` a refusal reports: fastify's code without its prefix (`FST_ERR_CTP_EMPTY_JSON_BODY` -> `empty_json_body`). */
+export const reasonOf = (code: string | undefined): string => (code ?? 'bad_request').replace(/^FST_ERR_CTP_/, '').toLowerCase()
+
 export const tooLarge = (): BodyError => new BodyError('Request body is too large', 'FST_ERR_CTP_BODY_TOO_LARGE', 413)
 const badLength = (): BodyError => new BodyError('Request body size did not match Content-Length', 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 400)
 const emptyBody = (): BodyError => new BodyError("Body cannot be empty when content-type is set to 'application/json'", 'FST_ERR_CTP_EMPTY_JSON_BODY', 400)

@@ -9,7 +9,7 @@ import { budgetResponse, internalErrorResponse, refusalBody, type BudgetFailureP
 import { HANDLERS, type Endpoint, type Outcome } from '../admission/handlers.js'
 import type { Metrics } from './metrics.js'
 import { defaultOptions } from './options.js'
-import { LargeBody, Slots, jsonBodyReader } from './body.js'
+import { LargeBody, Slots, jsonBodyReader, reasonOf } from './body.js'
 import { scanReviewHeader } from './review-header.js'
 import { ReviewPool } from './review-pool.js'
 import { clip, headerOf, reviewLine, summarize, type ReviewHeader, type ReviewSummary } from './review-line.js'
@@ -44,7 +44,6 @@ export interface WebhookAppOptions {
 }
 
 /** A 4xx's reason label: fastify's error code without its prefix, as before the body reader was ours. */
-const reasonOf = (code: string | undefined): string => (code ?? 'bad_request').replace(/^FST_ERR_CTP_/, '').toLowerCase()
 
 /** An error as logged: its message and stack clipped (a message may quote what a caller sent). */
 function loggedError (err: unknown): Record<string, unknown> {
