@@ -2,6 +2,7 @@
 // before any admission webhook or schema validation sees it (apiextensions-apiserver
 // pkg/apiserver/schema/defaulting: PruneNonNullableNullsWithoutDefaults, then Default). Pure: the
 // schema is an argument (the `openAPIV3Schema` of one served version), the object is never written.
+import { isObject } from './json.js'
 
 /** One node of a structural schema (only what defaulting reads). */
 export interface StructuralSchema {
@@ -14,8 +15,6 @@ export interface StructuralSchema {
 }
 
 type Json = Record<string, unknown>
-
-const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v)
 
 /** runtime.DeepCopyJSONValue: a default is never shared between objects. */
 function deepCopy (v: unknown): unknown {

@@ -4,6 +4,7 @@
 // that the operator copies onto the objects it creates (NIM006: the NIMService is stored, then its
 // Deployment, Service or HPA is refused).
 import type { Cause, JsonObject } from './types.js'
+import { isObject } from './json.js'
 
 const QNAME_CHAR = '[A-Za-z0-9]'
 const QNAME_EXT_CHAR = '[-A-Za-z0-9_.]'
@@ -84,7 +85,6 @@ export function isValidLabelValue (value: string): string[] {
 }
 
 const quote = (s: string): string => JSON.stringify(s)
-const isObject = (v: unknown): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v)
 
 /** A JSON value's type as the apiserver names it in "must be of type" messages (Go decodes 3 as an integer). */
 export function typeName (v: unknown): string {
